@@ -1,0 +1,65 @@
+//! The engine's one error type. The faces map it to HTTP / WebSocket / MCP in exactly one place.
+
+use crate::model::RequestError;
+use crate::storage::StorageError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A rule of SPEC sections 2–3 was broken; `field` names it.
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// Over a size limit.
+    #[error("{message}")]
+    TooLarge { field: String, message: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("mailbox `{mailbox}` is full ({max_len} messages)")]
+    MailboxFull { mailbox: String, max_len: u64 },
+    /// Storage is down or an actor could not be reached: retry later.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// A bug: logged in full, reported to clients without detail.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for Error {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Unavailable(m) => Error::Unavailable(m),
+            StorageError::MailboxFull { mailbox, max_len } => {
+                Error::MailboxFull { mailbox, max_len }
+            }
+            StorageError::UnknownMessage(id) => Error::NotFound {
+                what: format!("message `{id}`"),
+            },
+            StorageError::Corrupt(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::Invalid { field, message } => Error::Invalid { field, message },
+            RequestError::TooLarge { field, message } => Error::TooLarge { field, message },
+        }
+    }
+}
+
+impl From<actix::MailboxError> for Error {
+    fn from(e: actix::MailboxError) -> Self {
+        Error::Unavailable(format!("actor unavailable: {e}"))
+    }
+}

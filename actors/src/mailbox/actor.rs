@@ -1,0 +1,266 @@
+//! The mailbox actor: orders the writes of one mailbox on this node.
+//!
+//! Sends queue up while one write is in flight and are then stored together in one atomic
+//! storage call (group commit), so a busy mailbox costs one Redis round trip per batch, not per
+//! message. Redis assigns the seqs, so order holds even across nodes. The actor keeps no state
+//! that storage does not also have: a restart loses only the queue's callers, who get an error.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+use tokio::sync::{oneshot, watch};
+
+use super::messages::{Deliver, Retire, Watch};
+use crate::storage::{AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
+
+/// Most records one group commit stores.
+const MAX_GROUP: usize = 512;
+
+type Reply = oneshot::Sender<Result<AppendOutcome, StorageError>>;
+
+/// What the registry may read without a message round trip (idle sweeps), shared with the actor.
+pub struct Liveness {
+    last_active_ms: AtomicI64,
+    /// A write is queued or in flight.
+    writing: AtomicBool,
+    /// The last seq this node stored; long-polls hold receivers of it.
+    seq: watch::Sender<u64>,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Self {
+            last_active_ms: AtomicI64::new(now_ms()),
+            writing: AtomicBool::new(false),
+            seq: watch::channel(0).0,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Liveness {
+    /// True when nothing is queued, nobody waits on the mailbox and it saw no use for `idle_ms`.
+    pub fn is_idle(&self, idle_ms: i64) -> bool {
+        !self.writing.load(Ordering::Relaxed)
+            && self.seq.receiver_count() == 0
+            && now_ms() - self.last_active_ms.load(Ordering::Relaxed) >= idle_ms
+    }
+}
+
+pub struct MailboxActor {
+    name: String,
+    storage: StorageHandle,
+    default_max_len: u64,
+    queue: VecDeque<(Vec<NewRecord>, Reply)>,
+    writing: bool,
+    retired: bool,
+    known: bool,
+    liveness: Arc<Liveness>,
+}
+
+impl MailboxActor {
+    pub fn new(
+        name: String,
+        storage: StorageHandle,
+        default_max_len: u64,
+        liveness: Arc<Liveness>,
+    ) -> Self {
+        Self {
+            name,
+            storage,
+            default_max_len,
+            queue: VecDeque::new(),
+            writing: false,
+            retired: false,
+            known: false,
+            liveness,
+        }
+    }
+
+    fn update_busy(&self) {
+        let busy = self.writing || !self.queue.is_empty();
+        self.liveness.writing.store(busy, Ordering::Relaxed);
+        self.liveness
+            .last_active_ms
+            .store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Takes the next group of whole sends: at most `MAX_GROUP` records, no idempotency key twice.
+    fn next_group(&mut self) -> Vec<(Vec<NewRecord>, Reply)> {
+        let mut group = Vec::new();
+        let mut count = 0;
+        let mut keys = std::collections::HashSet::new();
+        while let Some((records, _)) = self.queue.front() {
+            let fits = group.is_empty() || count + records.len() <= MAX_GROUP;
+            let clash = records
+                .iter()
+                .filter_map(|r| r.idempotency.as_ref())
+                .any(|k| keys.contains(k));
+            if !fits || clash {
+                break;
+            }
+            keys.extend(records.iter().filter_map(|r| r.idempotency.clone()));
+            count += records.len();
+            if let Some(item) = self.queue.pop_front() {
+                group.push(item);
+            }
+        }
+        group
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.writing || self.queue.is_empty() {
+            if self.retired && !self.writing && self.queue.is_empty() {
+                ctx.stop();
+            }
+            self.update_busy();
+            return;
+        }
+        let group = self.next_group();
+        self.writing = true;
+        self.update_busy();
+        let storage = self.storage.clone();
+        let name = self.name.clone();
+        let max_len = self.default_max_len;
+        let touch = !self.known;
+        let fut = async move {
+            if touch {
+                // Makes the agent known (broadcast target); harmless to repeat, so a failure
+                // only means it is tried again with the next write.
+                if let Err(e) = storage.touch(&name).await {
+                    tracing::debug!(mailbox = %name, error = %e, "touch failed");
+                }
+            }
+            let outcomes = store_group(&storage, &name, &group, max_len).await;
+            (group, outcomes)
+        };
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |(group, outcomes), act, ctx| {
+                    act.writing = false;
+                    act.known |= touch;
+                    let mut last = 0;
+                    for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                        if let Ok(o) = &outcome {
+                            for r in &o.results {
+                                if let Appended::Stored { seq } = r {
+                                    last = last.max(*seq);
+                                }
+                            }
+                        }
+                        // The caller may have gone away (timeout, closed connection): nothing to do.
+                        let _ = reply.send(outcome);
+                    }
+                    if last > 0 {
+                        act.liveness.seq.send_if_modified(|s| {
+                            let changed = last > *s;
+                            *s = (*s).max(last);
+                            changed
+                        });
+                    }
+                    act.flush(ctx);
+                }),
+        );
+    }
+}
+
+/// Stores a group in one atomic call; if the mailbox is full, retries each send on its own so
+/// that one send that does not fit does not fail the others.
+async fn store_group(
+    storage: &StorageHandle,
+    name: &str,
+    group: &[(Vec<NewRecord>, Reply)],
+    max_len: u64,
+) -> Vec<Result<AppendOutcome, StorageError>> {
+    let all: Vec<NewRecord> = group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
+    match storage.append(name, all, max_len).await {
+        Ok(mut outcome) => {
+            let mut out = Vec::with_capacity(group.len());
+            let mut results = outcome.results.drain(..);
+            let mut evicted = Some(std::mem::take(&mut outcome.evicted));
+            for (records, _) in group {
+                out.push(Ok(AppendOutcome {
+                    results: results.by_ref().take(records.len()).collect(),
+                    evicted: evicted.take().unwrap_or_default(),
+                }));
+            }
+            out
+        }
+        Err(StorageError::MailboxFull { .. }) if group.len() > 1 => {
+            let mut out = Vec::with_capacity(group.len());
+            for (records, _) in group {
+                out.push(storage.append(name, records.clone(), max_len).await);
+            }
+            out
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            let mut out = vec![Err(e)];
+            out.extend((1..group.len()).map(|_| Err(StorageError::Unavailable(msg.clone()))));
+            out
+        }
+    }
+}
+
+impl Actor for MailboxActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(4096);
+        metrics::gauge!("mailbox_actors", "kind" => "mailbox").increment(1.0);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        metrics::gauge!("mailbox_actors", "kind" => "mailbox").decrement(1.0);
+    }
+}
+
+impl Supervised for MailboxActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!(mailbox = %self.name, "mailbox actor restarting");
+        // Callers of the write that failed get an error (their reply sender is dropped);
+        // everything stored is in storage, so nothing else needs rebuilding.
+        self.writing = false;
+    }
+}
+
+impl Handler<Deliver> for MailboxActor {
+    type Result = ResponseFuture<Result<AppendOutcome, StorageError>>;
+
+    fn handle(&mut self, msg: Deliver, ctx: &mut Context<Self>) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.queue.push_back((msg.records, tx));
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(StorageError::Unavailable(
+                    "mailbox actor restarted mid-write".into(),
+                ))
+            })
+        })
+    }
+}
+
+impl Handler<Watch> for MailboxActor {
+    type Result = MessageResult<Watch>;
+
+    fn handle(&mut self, _: Watch, _: &mut Context<Self>) -> Self::Result {
+        let rx = self.liveness.seq.subscribe();
+        self.update_busy();
+        MessageResult(rx)
+    }
+}
+
+impl Handler<Retire> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.retired = true;
+        self.flush(ctx);
+    }
+}

@@ -1,0 +1,15 @@
+//! Pure data: messages, addresses, ids and their validation. No I/O lives here.
+
+pub mod address;
+pub mod message;
+
+pub use address::{is_valid_agent_id, is_valid_topic, is_valid_topic_pattern, Address};
+pub use message::{
+    check_mailbox_name, Envelope, MailboxConfig, MessageFilter, MessageLimits, Overflow, Priority,
+    RequestError, SendRequest,
+};
+
+/// A new ULID string: unique and time-sortable.
+pub fn new_id() -> String {
+    ulid::Ulid::generate().to_string()
+}

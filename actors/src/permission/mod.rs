@@ -1,0 +1,239 @@
+//! The permission actor and its read path.
+//!
+//! Decisions are made on the read path ([`PermissionHandle::check`]): a shared `Arc<Enforcer>`
+//! behind a read lock, held only long enough to clone the `Arc`. The actor owns everything that
+//! changes the policy: it polls the policy and model files and, when either changes, builds a new
+//! enforcer from them and swaps it in. A file that does not parse never replaces a good policy.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter};
+
+/// How often the policy files are checked for changes (hot reload within 2 s).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the model and policy live, and whether to follow edits.
+#[derive(Debug, Clone)]
+pub struct PermissionSettings {
+    pub model: PathBuf,
+    pub policy: PathBuf,
+    pub watch: bool,
+}
+
+/// Why the policy could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot load casbin policy ({path}): {message}")]
+pub struct PolicyError {
+    pub path: String,
+    pub message: String,
+}
+
+async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
+    let err = |p: &PathBuf, e: &dyn std::fmt::Display| PolicyError {
+        path: p.display().to_string(),
+        message: e.to_string(),
+    };
+    let model = DefaultModel::from_file(&settings.model)
+        .await
+        .map_err(|e| err(&settings.model, &e))?;
+    let policy =
+        std::fs::read_to_string(&settings.policy).map_err(|e| err(&settings.policy, &e))?;
+    // casbin's file adapter skips lines it cannot split; refuse them instead, so a typo is
+    // reported rather than silently dropping a rule.
+    for (i, line) in policy.lines().enumerate() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = l.split(',').map(str::trim).collect();
+        let ok = match fields.first() {
+            Some(&"p") => fields.len() == 4 && fields.iter().all(|f| !f.is_empty()),
+            Some(&"g") => fields.len() == 3 && fields.iter().all(|f| !f.is_empty()),
+            _ => false,
+        };
+        if !ok {
+            return Err(err(
+                &settings.policy,
+                &format!(
+                    "line {}: `{l}` is not `p, sub, obj, act` or `g, member, role`",
+                    i + 1
+                ),
+            ));
+        }
+    }
+    let adapter = FileAdapter::new(settings.policy.clone());
+    Enforcer::new(model, adapter)
+        .await
+        .map_err(|e| err(&settings.policy, &e))
+}
+
+/// The read path: cloneable, lock held only to clone an `Arc`.
+#[derive(Clone)]
+pub struct PermissionHandle {
+    current: Arc<RwLock<Arc<Enforcer>>>,
+    addr: Option<Addr<PermissionActor>>,
+}
+
+impl PermissionHandle {
+    /// Loads the files and starts the permission actor. Fails if the policy does not load.
+    pub async fn start(settings: PermissionSettings) -> Result<Self, PolicyError> {
+        let enforcer = build(&settings).await?;
+        let current = Arc::new(RwLock::new(Arc::new(enforcer)));
+        let fingerprint = fingerprint(&settings);
+        let shared = current.clone();
+        let addr = Supervisor::start(move |_| PermissionActor {
+            settings,
+            current: shared,
+            fingerprint,
+        });
+        Ok(Self {
+            current,
+            addr: Some(addr),
+        })
+    }
+
+    fn enforcer(&self) -> Arc<Enforcer> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// May `agent` (holding the token's `roles`) do `act` on `obj`?
+    pub fn check(&self, agent: &str, roles: &[String], obj: &str, act: &str) -> bool {
+        let e = self.enforcer();
+        let allowed = |sub: &str| match e.enforce((sub, obj, act)) {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(error = %err, sub, obj, act, "casbin enforce failed; denying");
+                false
+            }
+        };
+        if allowed(agent) {
+            return true;
+        }
+        // A token role is evaluated as its own subject; the `$self` rule must not hand a role
+        // the mailbox that happens to share its name.
+        roles
+            .iter()
+            .any(|r| obj.strip_prefix("mailbox:") != Some(r.as_str()) && allowed(r))
+    }
+
+    /// Reloads the files now; answers the error if they do not parse (the old policy stays).
+    pub async fn reload(&self) -> Result<(), PolicyError> {
+        match &self.addr {
+            Some(a) => a.send(Reload).await.unwrap_or_else(|e| {
+                Err(PolicyError {
+                    path: String::new(),
+                    message: format!("permission actor unavailable: {e}"),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the files looked like when last loaded: a change triggers a reload. Contents, not
+/// mtimes, so a Kubernetes ConfigMap swap (a symlink flip) is seen too.
+fn fingerprint(s: &PermissionSettings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+    (std::fs::read(&s.model).ok(), std::fs::read(&s.policy).ok())
+}
+
+pub struct PermissionActor {
+    settings: PermissionSettings,
+    current: Arc<RwLock<Arc<Enforcer>>>,
+    fingerprint: (Option<Vec<u8>>, Option<Vec<u8>>),
+}
+
+/// Rebuild the enforcer from the files.
+#[derive(Message)]
+#[rtype(result = "Result<(), PolicyError>")]
+pub struct Reload;
+
+impl Actor for PermissionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        if self.settings.watch {
+            ctx.run_interval(POLL_EVERY, |act, ctx| {
+                let now = fingerprint(&act.settings);
+                if now != act.fingerprint {
+                    act.fingerprint = now;
+                    ctx.notify(Reload);
+                }
+            });
+        }
+    }
+}
+
+impl Supervised for PermissionActor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        ctx.notify(Reload);
+    }
+}
+
+impl Handler<Reload> for PermissionActor {
+    type Result = ResponseActFuture<Self, Result<(), PolicyError>>;
+
+    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
+        let settings = self.settings.clone();
+        let current = self.current.clone();
+        Box::pin(
+            async move {
+                match build(&settings).await {
+                    Ok(e) => {
+                        *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(e);
+                        metrics::counter!("mailbox_policy_reloads_total", "result" => "ok").increment(1);
+                        tracing::info!(target: "audit", kind = "policy_reload", result = "ok", "policy reloaded");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        metrics::counter!("mailbox_policy_reloads_total", "result" => "error").increment(1);
+                        tracing::error!(target: "audit", kind = "policy_reload", result = "error", error = %e, "policy reload failed; keeping the old policy");
+                        Err(e)
+                    }
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PermissionSettings {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/casbin");
+        PermissionSettings {
+            model: root.join("model.conf"),
+            policy: root.join("policy.csv"),
+            watch: false,
+        }
+    }
+
+    #[actix::test]
+    async fn default_policy_decisions() {
+        let p = PermissionHandle::start(settings())
+            .await
+            .expect("shipped policy loads");
+        let none: Vec<String> = vec![];
+        let admin = vec!["admin".to_owned()];
+        assert!(p.check("bob", &none, "mailbox:bob", "read"));
+        assert!(p.check("bob", &none, "mailbox:bob", "manage"));
+        assert!(!p.check("bob", &none, "mailbox:alice", "read"));
+        assert!(p.check("bob", &none, "mailbox:alice", "send"));
+        assert!(p.check("bob", &none, "topic:research.ml", "send"));
+        assert!(!p.check("bob", &none, "broadcast", "send"));
+        assert!(!p.check("bob", &none, "admin", "manage"));
+        assert!(!p.check("bob", &none, "dead-letters", "manage"));
+        assert!(p.check("ops", &admin, "broadcast", "send"));
+        assert!(p.check("ops", &admin, "mailbox:alice", "read"));
+        assert!(p.check("ops", &admin, "admin", "manage"));
+        // A token role never stands for the mailbox that shares its name.
+        assert!(!p.check("bob", &["agent".to_owned()], "mailbox:agent", "read"));
+    }
+}

@@ -1,0 +1,283 @@
+//! Persistence. Two engines behind one enum: [`memory::MemoryEngine`] (zero-dependency mode,
+//! nothing survives a restart) and [`redis::RedisEngine`] (production, the source of truth).
+//! Both pass the same behaviour suite (`tests/behaviour.rs` runs it against each).
+//!
+//! The engine is only ever called by the [`actor::StorageActor`]; faces and other actors go
+//! through its [`actor::StorageHandle`].
+
+pub mod actor;
+pub mod memory;
+pub mod redis;
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Envelope, MailboxConfig};
+
+pub use actor::{StorageActor, StorageHandle};
+
+/// Payloads whose stored form is over this many bytes are kept zstd-compressed.
+pub const COMPRESS_OVER: usize = 4096;
+/// Width of the message id that prefixes every stored record (a ULID string).
+const ID_LEN: usize = 26;
+
+/// A failure of the storage layer. `Unavailable` means the backend could not be reached or
+/// answered with an error: callers answer 503, never 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("mailbox `{mailbox}` is full ({max_len} messages)")]
+    MailboxFull { mailbox: String, max_len: u64 },
+    #[error("message `{0}` not found")]
+    UnknownMessage(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<::redis::RedisError> for StorageError {
+    fn from(e: ::redis::RedisError) -> Self {
+        StorageError::Unavailable(e.to_string())
+    }
+}
+
+impl From<deadpool_redis::PoolError> for StorageError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        StorageError::Unavailable(e.to_string())
+    }
+}
+
+/// One message to append. `record` is the encoded envelope (see [`encode`]).
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub id: String,
+    pub record: Vec<u8>,
+    /// `<sender>:<key>` when the send carried an idempotency key.
+    pub idempotency: Option<String>,
+}
+
+/// What happened to one appended record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now at this position.
+    Stored { seq: u64 },
+    /// The idempotency key was seen before: this is the first answer's message.
+    Duplicate { id: String, seq: u64 },
+}
+
+/// The outcome of one atomic append.
+#[derive(Debug, Clone, Default)]
+pub struct AppendOutcome {
+    pub results: Vec<Appended>,
+    /// Records pushed out by `overflow = "drop_oldest"`, oldest first.
+    pub evicted: Vec<StoredRecord>,
+}
+
+/// A record read back with its stream position.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub record: Vec<u8>,
+}
+
+impl StoredRecord {
+    pub fn decode(&self) -> Result<Envelope, StorageError> {
+        decode(&self.record, self.seq)
+    }
+}
+
+/// What one reader has read in one mailbox: everything up to `upto`, plus single marks above it.
+#[derive(Debug, Clone, Default)]
+pub struct ReadState {
+    pub upto: u64,
+    pub marked: HashSet<u64>,
+}
+
+impl ReadState {
+    pub fn is_read(&self, seq: u64) -> bool {
+        seq <= self.upto || self.marked.contains(&seq)
+    }
+}
+
+/// Counts and settings of one mailbox as seen by one reader.
+#[derive(Debug, Clone, Default)]
+pub struct MailboxStats {
+    pub total: u64,
+    pub unread: u64,
+    pub last_seq: u64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub config: MailboxConfig,
+}
+
+/// How a mark-read request names what was read.
+#[derive(Debug, Clone)]
+pub enum ReadMark {
+    Ids(Vec<String>),
+    UpTo(u64),
+}
+
+/// Encodes an envelope for storage: the id, then JSON, or `z` + zstd(JSON) when large.
+pub fn encode(env: &Envelope) -> Result<Vec<u8>, StorageError> {
+    let json = serde_json::to_vec(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let mut out = Vec::with_capacity(ID_LEN + json.len().min(COMPRESS_OVER) + 1);
+    out.extend_from_slice(env.id.as_bytes());
+    if json.len() > COMPRESS_OVER {
+        out.push(b'z');
+        let packed =
+            zstd::bulk::compress(&json, 3).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        out.extend_from_slice(&packed);
+    } else {
+        out.extend_from_slice(&json);
+    }
+    Ok(out)
+}
+
+/// Decodes a stored record and stamps its stream position.
+pub fn decode(record: &[u8], seq: u64) -> Result<Envelope, StorageError> {
+    let body = record
+        .get(ID_LEN..)
+        .ok_or_else(|| StorageError::Corrupt("record shorter than its id".into()))?;
+    let mut env: Envelope = match body.first() {
+        Some(b'z') => {
+            let json = zstd::stream::decode_all(&body[1..])
+                .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            serde_json::from_slice(&json)
+        }
+        _ => serde_json::from_slice(body),
+    }
+    .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    env.seq = seq.to_string();
+    Ok(env)
+}
+
+/// The message id a record starts with.
+pub fn record_id(record: &[u8]) -> &str {
+    record
+        .get(..ID_LEN)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or_default()
+}
+
+/// The configured engine. An enum rather than a trait object: two engines, static dispatch, and
+/// `async fn` without boxing.
+#[derive(Clone)]
+pub enum Engine {
+    Memory(memory::MemoryEngine),
+    Redis(redis::RedisEngine),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $e:ident => $call:expr) => {
+        match $self {
+            Engine::Memory($e) => $call.await,
+            Engine::Redis($e) => $call.await,
+        }
+    };
+}
+
+impl Engine {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Engine::Memory(_) => "memory",
+            Engine::Redis(_) => "redis",
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        dispatch!(self, e => e.ping())
+    }
+
+    pub async fn append(
+        &self,
+        mailbox: &str,
+        records: Vec<NewRecord>,
+        default_max_len: u64,
+    ) -> Result<AppendOutcome, StorageError> {
+        dispatch!(self, e => e.append(mailbox, records, default_max_len))
+    }
+
+    /// Records with `after < seq < before`, ascending, at most `limit`.
+    pub async fn range(
+        &self,
+        mailbox: &str,
+        after: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        dispatch!(self, e => e.range(mailbox, after, before, limit))
+    }
+
+    pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
+        dispatch!(self, e => e.read_state(mailbox, reader))
+    }
+
+    /// Marks messages read for `reader` and answers the new unread count.
+    pub async fn mark_read(
+        &self,
+        mailbox: &str,
+        reader: &str,
+        mark: ReadMark,
+    ) -> Result<u64, StorageError> {
+        dispatch!(self, e => e.mark_read(mailbox, reader, mark))
+    }
+
+    pub async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
+        dispatch!(self, e => e.stats(mailbox, reader))
+    }
+
+    /// Creates the mailbox if needed and stores its settings; answers whether it was new.
+    pub async fn configure(
+        &self,
+        mailbox: &str,
+        config: &MailboxConfig,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, e => e.configure(mailbox, config))
+    }
+
+    /// Records that an agent exists (first connection, first message): it has a mailbox.
+    pub async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
+        dispatch!(self, e => e.touch(mailbox))
+    }
+
+    /// Deletes the mailbox with its messages and read state; answers whether it existed.
+    pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
+        dispatch!(self, e => e.delete(mailbox))
+    }
+
+    pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
+        dispatch!(self, e => e.known_agents())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SendRequest;
+
+    fn env(payload: serde_json::Value) -> Envelope {
+        let req = SendRequest {
+            to: "mailbox:b".into(),
+            payload: Some(payload),
+            ..Default::default()
+        };
+        req.into_envelope("a", crate::model::new_id(), Utc::now())
+    }
+
+    #[test]
+    fn small_and_large_records_round_trip() {
+        for payload in [
+            serde_json::json!("hi"),
+            serde_json::json!("x".repeat(100_000)),
+        ] {
+            let e = env(payload);
+            let rec = encode(&e).expect("encodes");
+            assert_eq!(record_id(&rec), e.id);
+            let back = decode(&rec, 7).expect("decodes");
+            assert_eq!(back.seq, "7");
+            assert_eq!(back.payload, e.payload);
+        }
+        let big = encode(&env(serde_json::json!("x".repeat(100_000)))).expect("encodes");
+        assert!(big.len() < 10_000, "large payloads are compressed");
+    }
+}

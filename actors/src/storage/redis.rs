@@ -1,0 +1,416 @@
+//! The Redis engine. Every key of one mailbox shares the hash tag `{<name>}`, so each mailbox's
+//! multi-key updates run as one Lua script in one Redis Cluster slot.
+//!
+//! Layout (`P` = `redis.key_prefix`):
+//! - `P:mb:{bob}:meta`   hash: `seq` (last assigned), `created_at` (ms), `max_len`, `overflow`, `retention_seconds`
+//! - `P:mb:{bob}:msgs`   zset: score = seq, member = record (26-byte id + JSON or `z` + zstd)
+//! - `P:mb:{bob}:ids`    hash: message id -> seq
+//! - `P:mb:{bob}:upto`   hash: reader -> highest seq read in one sweep
+//! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
+//! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
+//! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::{Script, Value};
+
+use super::{
+    AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
+    StoredRecord,
+};
+use crate::model::{MailboxConfig, Overflow};
+
+/// Connection settings for the Redis engine (config `[redis]`).
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: String,
+    pub pool_size: usize,
+    pub key_prefix: String,
+    /// How long one command may take before the call fails as unavailable.
+    pub command_timeout: Duration,
+}
+
+struct Scripts {
+    append: Script,
+    mark_read: Script,
+    stats: Script,
+}
+
+/// Cloning is shallow: the pool and scripts are shared.
+#[derive(Clone)]
+pub struct RedisEngine {
+    pool: Pool,
+    prefix: String,
+    timeout: Duration,
+    scripts: std::sync::Arc<Scripts>,
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_string(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt(format!("unexpected reply from Redis for {what}"))
+}
+
+impl RedisEngine {
+    /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
+    pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
+        let mut cfg = deadpool_redis::Config::from_url(settings.url.clone());
+        let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
+        pool_cfg.timeouts = Timeouts {
+            wait: Some(settings.command_timeout),
+            create: Some(settings.command_timeout),
+            recycle: Some(settings.command_timeout),
+        };
+        cfg.pool = Some(pool_cfg);
+        let pool = cfg
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
+        Ok(Self {
+            pool,
+            prefix: settings.key_prefix.clone(),
+            timeout: settings.command_timeout,
+            scripts: std::sync::Arc::new(Scripts {
+                append: Script::new(include_str!("scripts/append.lua")),
+                mark_read: Script::new(include_str!("scripts/mark_read.lua")),
+                stats: Script::new(include_str!("scripts/stats.lua")),
+            }),
+        })
+    }
+
+    fn key(&self, mailbox: &str, part: &str) -> String {
+        format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, StorageError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Runs one Redis call under the command timeout.
+    async fn timed<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+    ) -> Result<T, StorageError> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(r) => Ok(r?),
+            Err(_) => Err(StorageError::Unavailable("redis command timed out".into())),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let mut c = self.conn().await?;
+        let _: String = self.timed(redis::cmd("PING").query_async(&mut c)).await?;
+        Ok(())
+    }
+
+    pub async fn append(
+        &self,
+        mailbox: &str,
+        records: Vec<NewRecord>,
+        default_max_len: u64,
+    ) -> Result<AppendOutcome, StorageError> {
+        let mut inv = self.scripts.append.key(self.key(mailbox, "meta"));
+        inv.key(self.key(mailbox, "msgs"))
+            .key(self.key(mailbox, "ids"));
+        inv.arg(default_max_len)
+            .arg(Utc::now().timestamp_millis())
+            .arg(records.len());
+        let mut next_key = 4;
+        for r in &records {
+            inv.arg(&r.id).arg(&r.record[..]);
+            match &r.idempotency {
+                Some(k) => {
+                    inv.key(self.key(mailbox, &format!("idem:{k}")));
+                    inv.arg(next_key);
+                    next_key += 1;
+                }
+                None => {
+                    inv.arg(0);
+                }
+            }
+        }
+        let mut c = self.conn().await?;
+        let reply: Value = self.timed(inv.invoke_async(&mut c)).await?;
+        let Value::Array(parts) = reply else {
+            return Err(corrupt("append"));
+        };
+        if let (Some(Value::BulkString(tag)), Some(max)) = (parts.first(), parts.get(1)) {
+            if tag == b"full" {
+                return Err(StorageError::MailboxFull {
+                    mailbox: mailbox.to_owned(),
+                    max_len: as_u64(max).unwrap_or_default(),
+                });
+            }
+        }
+        let (Some(Value::Array(results)), Some(Value::Array(evicted))) =
+            (parts.first(), parts.get(1))
+        else {
+            return Err(corrupt("append"));
+        };
+        let mut out = AppendOutcome::default();
+        for r in results {
+            let Value::Array(r) = r else {
+                return Err(corrupt("append"));
+            };
+            let kind = r.first().and_then(as_u64);
+            let seq = r.get(1).and_then(as_u64).ok_or_else(|| corrupt("append"))?;
+            out.results
+                .push(match (kind, r.get(2).and_then(as_string)) {
+                    (Some(1), Some(id)) => Appended::Duplicate { id, seq },
+                    _ => Appended::Stored { seq },
+                });
+        }
+        for pair in evicted.chunks(2) {
+            if let [seq, Value::BulkString(record)] = pair {
+                let seq = as_u64(seq).ok_or_else(|| corrupt("append"))?;
+                out.evicted.push(StoredRecord {
+                    seq,
+                    record: record.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn range(
+        &self,
+        mailbox: &str,
+        after: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        let max = before.map_or_else(|| "+inf".to_owned(), |b| format!("({b}"));
+        let mut c = self.conn().await?;
+        let raw: Vec<(Vec<u8>, f64)> = self
+            .timed(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.key(mailbox, "msgs"))
+                    .arg(format!("({after}"))
+                    .arg(max)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut c),
+            )
+            .await?;
+        // Scores are integers below 2^53, so the float round-trip is exact.
+        Ok(raw
+            .into_iter()
+            .map(|(record, seq)| StoredRecord {
+                seq: seq as u64,
+                record,
+            })
+            .collect())
+    }
+
+    pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
+        let mut c = self.conn().await?;
+        let (upto, marked): (Option<u64>, Vec<u64>) = self
+            .timed(
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(self.key(mailbox, "upto"))
+                    .arg(reader)
+                    .cmd("SMEMBERS")
+                    .arg(self.key(mailbox, &format!("rd:{reader}")))
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(ReadState {
+            upto: upto.unwrap_or(0),
+            marked: marked.into_iter().collect(),
+        })
+    }
+
+    pub async fn mark_read(
+        &self,
+        mailbox: &str,
+        reader: &str,
+        mark: ReadMark,
+    ) -> Result<u64, StorageError> {
+        let mut inv = self.scripts.mark_read.key(self.key(mailbox, "meta"));
+        inv.key(self.key(mailbox, "msgs"))
+            .key(self.key(mailbox, "ids"))
+            .key(self.key(mailbox, "upto"))
+            .key(self.key(mailbox, &format!("rd:{reader}")))
+            .arg(reader);
+        match mark {
+            ReadMark::Ids(ids) => {
+                inv.arg("ids");
+                for id in ids {
+                    inv.arg(id);
+                }
+            }
+            ReadMark::UpTo(seq) => {
+                inv.arg("upto").arg(seq);
+            }
+        }
+        let mut c = self.conn().await?;
+        let reply: Vec<Value> = self.timed(inv.invoke_async(&mut c)).await?;
+        match (reply.first().and_then(as_string).as_deref(), reply.get(1)) {
+            (Some("ok"), Some(n)) => Ok(as_u64(n).unwrap_or_default()),
+            (Some("unknown"), Some(id)) => Err(StorageError::UnknownMessage(
+                as_string(id).unwrap_or_default(),
+            )),
+            _ => Err(corrupt("mark_read")),
+        }
+    }
+
+    pub async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
+        let mut inv = self.scripts.stats.key(self.key(mailbox, "meta"));
+        inv.key(self.key(mailbox, "msgs"))
+            .key(self.key(mailbox, "upto"))
+            .key(self.key(mailbox, &format!("rd:{reader}")))
+            .arg(reader);
+        let mut c = self.conn().await?;
+        let r: Vec<Value> = self.timed(inv.invoke_async(&mut c)).await?;
+        let num = |i: usize| r.get(i).and_then(as_u64);
+        Ok(MailboxStats {
+            total: num(0).unwrap_or_default(),
+            unread: num(1).unwrap_or_default(),
+            last_seq: num(2).unwrap_or_default(),
+            created_at: num(3)
+                .and_then(|ms| i64::try_from(ms).ok())
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+            config: MailboxConfig {
+                max_len: num(4),
+                overflow: match r.get(5).and_then(as_string).as_deref() {
+                    Some("drop_oldest") => Overflow::DropOldest,
+                    _ => Overflow::Reject,
+                },
+                retention_seconds: num(6),
+            },
+        })
+    }
+
+    pub async fn configure(
+        &self,
+        mailbox: &str,
+        config: &MailboxConfig,
+    ) -> Result<bool, StorageError> {
+        let meta = self.key(mailbox, "meta");
+        let overflow = match config.overflow {
+            Overflow::Reject => "reject",
+            Overflow::DropOldest => "drop_oldest",
+        };
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("created_at")
+            .arg(Utc::now().timestamp_millis())
+            .cmd("HSET")
+            .arg(&meta)
+            .arg("overflow")
+            .arg(overflow)
+            .ignore()
+            .cmd("HDEL")
+            .arg(&meta)
+            .arg("max_len")
+            .arg("retention_seconds")
+            .ignore();
+        if let Some(m) = config.max_len {
+            p.cmd("HSET").arg(&meta).arg("max_len").arg(m).ignore();
+        }
+        if let Some(r) = config.retention_seconds {
+            p.cmd("HSET")
+                .arg(&meta)
+                .arg("retention_seconds")
+                .arg(r)
+                .ignore();
+        }
+        let mut c = self.conn().await?;
+        let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
+        self.add_agent(&mut c, mailbox).await?;
+        Ok(created)
+    }
+
+    async fn add_agent(
+        &self,
+        c: &mut deadpool_redis::Connection,
+        mailbox: &str,
+    ) -> Result<(), StorageError> {
+        let _: i64 = self
+            .timed(
+                redis::cmd("SADD")
+                    .arg(format!("{}:agents", self.prefix))
+                    .arg(mailbox)
+                    .query_async(c),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
+        let mut c = self.conn().await?;
+        let _: i64 = self
+            .timed(
+                redis::cmd("HSETNX")
+                    .arg(self.key(mailbox, "meta"))
+                    .arg("created_at")
+                    .arg(Utc::now().timestamp_millis())
+                    .query_async(&mut c),
+            )
+            .await?;
+        self.add_agent(&mut c, mailbox).await
+    }
+
+    pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
+        let mut c = self.conn().await?;
+        let readers: Vec<String> = self
+            .timed(
+                redis::cmd("HKEYS")
+                    .arg(self.key(mailbox, "upto"))
+                    .query_async(&mut c),
+            )
+            .await?;
+        let mut del = redis::cmd("DEL");
+        for part in ["meta", "msgs", "ids", "upto"] {
+            del.arg(self.key(mailbox, part));
+        }
+        for r in readers {
+            del.arg(self.key(mailbox, &format!("rd:{r}")));
+        }
+        let n: u64 = self.timed(del.query_async(&mut c)).await?;
+        let _: i64 = self
+            .timed(
+                redis::cmd("SREM")
+                    .arg(format!("{}:agents", self.prefix))
+                    .arg(mailbox)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
+        let mut c = self.conn().await?;
+        let mut names: Vec<String> = self
+            .timed(
+                redis::cmd("SMEMBERS")
+                    .arg(format!("{}:agents", self.prefix))
+                    .query_async(&mut c),
+            )
+            .await?;
+        names.sort();
+        Ok(names)
+    }
+}
