@@ -1,0 +1,205 @@
+//! Bearer tokens: JWTs signed HS256 with `auth.jwt_secret`, or RS256/ES256 checked against
+//! `auth.jwt_public_key_file`. Claims: `sub` (agent id), `exp`, optional `roles`.
+
+use std::future::{ready, Ready};
+use std::sync::Arc;
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use mailbox_actors::model::is_valid_agent_id;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Auth as AuthConfig;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+/// Checks and mints tokens. Built once from config.
+pub struct TokenAuthority {
+    secret: Vec<u8>,
+    public: Option<(DecodingKey, Algorithm)>,
+    ttl_seconds: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("auth.jwt_public_key_file: {0}")]
+pub struct KeyError(String);
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TokenAuthority {
+    pub fn new(cfg: &AuthConfig) -> Result<Self, KeyError> {
+        let public = if cfg.jwt_public_key_file.is_empty() {
+            None
+        } else {
+            let pem =
+                std::fs::read(&cfg.jwt_public_key_file).map_err(|e| KeyError(e.to_string()))?;
+            Some(if let Ok(k) = DecodingKey::from_rsa_pem(&pem) {
+                (k, Algorithm::RS256)
+            } else {
+                let k = DecodingKey::from_ec_pem(&pem)
+                    .map_err(|e| KeyError(format!("neither an RSA nor an EC public key: {e}")))?;
+                (k, Algorithm::ES256)
+            })
+        };
+        Ok(Self {
+            secret: cfg.jwt_secret.as_bytes().to_vec(),
+            public,
+            ttl_seconds: cfg.token_ttl_seconds,
+        })
+    }
+
+    /// Mints an HS256 token for `agent`; answers it and its expiry (unix seconds).
+    pub fn mint(
+        &self,
+        agent: &str,
+        roles: &[String],
+        ttl_seconds: Option<u64>,
+    ) -> Result<(String, u64), ApiError> {
+        if !is_valid_agent_id(agent) {
+            return Err(ApiError::validation(
+                "agent_id",
+                format!("`{agent}` is not a valid agent id"),
+            ));
+        }
+        let iat = now();
+        let exp = iat + ttl_seconds.unwrap_or(self.ttl_seconds);
+        let claims = Claims {
+            sub: agent.to_owned(),
+            exp,
+            iat: Some(iat),
+            roles: roles.to_vec(),
+        };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .map_err(|e| {
+            ApiError::Engine(mailbox_actors::Error::Internal(format!("jwt encode: {e}")))
+        })?;
+        Ok((token, exp))
+    }
+
+    /// Checks a token: signature, algorithm (never `none`), expiry, and a valid `sub`.
+    pub fn verify(&self, token: &str) -> Result<Agent, ApiError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| ApiError::Unauthenticated("malformed token".into()))?;
+        let (key, alg) = match header.alg {
+            Algorithm::HS256 => (DecodingKey::from_secret(&self.secret), Algorithm::HS256),
+            a => match &self.public {
+                Some((k, alg)) if *alg == a => (k.clone(), a),
+                _ => {
+                    return Err(ApiError::Unauthenticated(format!(
+                        "token algorithm {a:?} is not accepted"
+                    )))
+                }
+            },
+        };
+        let mut v = Validation::new(alg);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            ApiError::Unauthenticated(match e.kind() {
+                ErrorKind::ExpiredSignature => "token expired".into(),
+                ErrorKind::InvalidSignature => "token signature is invalid".into(),
+                _ => format!("invalid token: {e}"),
+            })
+        })?;
+        if !is_valid_agent_id(&data.claims.sub) {
+            return Err(ApiError::Unauthenticated(
+                "token subject is not a valid agent id".into(),
+            ));
+        }
+        Ok(Agent {
+            id: data.claims.sub,
+            roles: data.claims.roles,
+        })
+    }
+}
+
+/// The bearer token of a request: `Authorization: Bearer …`, or `?token=` (WebSocket clients).
+pub fn bearer(req: &HttpRequest) -> Option<String> {
+    if let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        return h
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+            .map(|t| t.trim().to_owned());
+    }
+    req.query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .map(str::to_owned)
+}
+
+/// Authenticates `req`, counting failures.
+pub fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Agent, ApiError> {
+    let result = match bearer(req) {
+        None => Err(ApiError::Unauthenticated("missing bearer token".into())),
+        Some(t) => state.tokens.verify(&t),
+    };
+    if let Err(e) = &result {
+        metrics::counter!("mailbox_auth_failures_total").increment(1);
+        tracing::info!(target: "audit", kind = "auth_failure", path = %req.path(), reason = %e, "authentication failed");
+    }
+    result
+}
+
+impl FromRequest for Agent {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return ready(Err(ApiError::Engine(mailbox_actors::Error::Internal(
+                "app state missing".into(),
+            ))));
+        };
+        let r = authenticate(req, state);
+        if let Ok(a) = &r {
+            tracing::Span::current().record("agent", a.id.as_str());
+        }
+        ready(r)
+    }
+}
+
+impl Agent {
+    /// Fails with `permission_denied` unless policy allows `act` on `obj`.
+    pub fn require(&self, state: &AppState, obj: &str, act: &str) -> Result<(), ApiError> {
+        if state.permissions.check(&self.id, &self.roles, obj, act) {
+            return Ok(());
+        }
+        metrics::counter!("mailbox_permission_denied_total").increment(1);
+        tracing::info!(target: "audit", kind = "permission_denied", agent = %self.id, obj, act, "permission denied");
+        Err(ApiError::PermissionDenied(format!(
+            "`{}` may not {act} `{obj}`",
+            self.id
+        )))
+    }
+}
+
+/// Shared so the HTTP state and the CLI build it the same way.
+pub type SharedAuthority = Arc<TokenAuthority>;

@@ -1,0 +1,247 @@
+//! `mailbox bench`: drive a running broker and, for the ratio, raw Redis on the same machine.
+//! Figures are printed, never asserted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use super::Conn;
+use crate::client::Client;
+use crate::config::Config;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N clients POSTing direct messages of SIZE bytes.
+    SendRest {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Also run the same number of XADDs straight against this Redis (e.g. redis://127.0.0.1:6379).
+        #[arg(long, num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379")]
+        raw_redis: Option<String>,
+        /// Config whose secret mints the bench tokens (when --token is not given).
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Throughput and latency of one run.
+struct Figures {
+    ok: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Figures {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i.min(self.latencies_us.len() - 1)] as f64 / 1000.0
+    }
+
+    fn print(&self, label: &str) {
+        println!(
+            "{label:<10} {:>10.0} msgs/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   ok {} errors {}",
+            self.rate(),
+            self.pct(0.50),
+            self.pct(0.99),
+            self.pct(0.999),
+            self.ok,
+            self.errors
+        );
+    }
+}
+
+fn bar(total: usize, label: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(label.to_owned());
+    pb
+}
+
+/// Runs `clients` tasks that together do `total` operations; each task calls `op(client, i)`.
+async fn drive<F, Fut>(clients: usize, total: usize, label: &str, op: F) -> Figures
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let pb = bar(total, label);
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let n = total / clients + usize::from(c < total % clients);
+        let op = op.clone();
+        let pb = pb.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(n);
+            let mut errors = 0;
+            for i in 0..n {
+                let t = Instant::now();
+                if op(c, i).await {
+                    lat.push(t.elapsed().as_micros() as u64);
+                } else {
+                    errors += 1;
+                }
+                pb.inc(1);
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies_us = Vec::with_capacity(total);
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            latencies_us.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = start.elapsed();
+    pb.finish_and_clear();
+    latencies_us.sort_unstable();
+    Figures {
+        ok: latencies_us.len(),
+        errors,
+        elapsed,
+        latencies_us,
+    }
+}
+
+pub async fn run(a: BenchArgs) -> Result<(), String> {
+    match a.scenario {
+        Scenario::SendRest {
+            conn,
+            clients,
+            messages,
+            size,
+            raw_redis,
+            config,
+        } => send_rest(conn, clients.max(1), messages, size, raw_redis, config).await,
+    }
+}
+
+async fn send_rest(
+    conn: Conn,
+    clients: usize,
+    messages: usize,
+    size: usize,
+    raw_redis: Option<String>,
+    config: Option<PathBuf>,
+) -> Result<(), String> {
+    println!(
+        "send-rest: {clients} clients, {messages} messages of {size} B, broker {}",
+        conn.url
+    );
+    // One agent per client (rate limits are per agent), each sending to its own mailbox.
+    let authority = match &conn.token {
+        Some(_) => None,
+        None => Some(
+            crate::auth::TokenAuthority::new(
+                &Config::load(config.as_deref())
+                    .map_err(|e| e.to_string())?
+                    .auth,
+            )
+            .map_err(|e| e.to_string())?,
+        ),
+    };
+    let mut pool = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let token = match (&conn.token, &authority) {
+            (Some(t), _) => t.clone(),
+            (None, Some(a)) => {
+                a.mint(&format!("bench-{c}"), &[], Some(3600))
+                    .map_err(|e| e.client_message())?
+                    .0
+            }
+            (None, None) => return Err("no token".into()),
+        };
+        pool.push(Client::new(&conn.url, Some(token)).map_err(|e| e.to_string())?);
+    }
+    let pool = Arc::new(pool);
+    let payload = "x".repeat(size);
+    let body = Arc::new(json!({ "to": "mailbox:bench-sink", "payload": payload }));
+    let broker = {
+        let (pool, body) = (pool.clone(), body.clone());
+        drive(clients, messages, "broker", move |c, _| {
+            let (pool, body) = (pool.clone(), body.clone());
+            async move { pool[c].send(&*body).await.is_ok() }
+        })
+        .await
+    };
+    broker.print("broker");
+    if broker.errors > 0 {
+        if let Err(e) = pool[0].send(&*body).await {
+            println!("first error: {e}");
+        }
+    }
+    if let Some(url) = raw_redis {
+        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+        let mut conns = Vec::with_capacity(clients);
+        for _ in 0..clients {
+            conns.push(
+                client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| format!("raw redis: {e}"))?,
+            );
+        }
+        let conns = Arc::new(conns);
+        let record = Arc::new(format!("{{\"payload\":\"{payload}\"}}").into_bytes());
+        let raw = {
+            let (conns, record) = (conns.clone(), record.clone());
+            drive(clients, messages, "raw redis", move |c, _| {
+                let mut con = conns[c].clone();
+                let record = record.clone();
+                async move {
+                    redis::cmd("XADD")
+                        .arg(format!("bench:raw:{c}"))
+                        .arg("*")
+                        .arg("m")
+                        .arg(&record[..])
+                        .query_async::<String>(&mut con)
+                        .await
+                        .is_ok()
+                }
+            })
+            .await
+        };
+        raw.print("raw redis");
+        let mut con = conns[0].clone();
+        let mut del = redis::cmd("DEL");
+        for c in 0..clients {
+            del.arg(format!("bench:raw:{c}"));
+        }
+        let _: Result<i64, _> = del.query_async(&mut con).await;
+        println!(
+            "ratio      broker/raw XADD throughput = {:.2}",
+            broker.rate() / raw.rate().max(1e-9)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,281 @@
+//! `serve`, `token` and the client commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::Conn;
+use crate::client::{token_subject, Client};
+use crate::config::Config;
+
+/// Exit code for a configuration that does not load.
+const EXIT_CONFIG: i32 = 2;
+
+pub fn serve(config: Option<PathBuf>) -> i32 {
+    let cfg = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    crate::telemetry::init_logging(&cfg.log);
+    let addr = match cfg.bind_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let listener = match std::net::TcpListener::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot bind {addr} (server.bind): {e}");
+            return 1;
+        }
+    };
+    match actix_web::rt::System::new().block_on(crate::server::run(listener, cfg)) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "broker failed");
+            eprintln!("error: {e}");
+            if matches!(e, crate::server::StartError::ClusterUnsupported) {
+                EXIT_CONFIG
+            } else {
+                1
+            }
+        }
+    }
+}
+
+pub fn token(agent: &str, roles: &[String], ttl: Option<&str>, config: Option<PathBuf>) -> i32 {
+    let cfg = match Config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    let ttl = match ttl.map(|t| super::parse_duration(t).ok_or(t)).transpose() {
+        Ok(t) => t,
+        Err(t) => {
+            eprintln!("error: --ttl `{t}` is not a duration like 3600, 30m, 1h or 7d");
+            return 1;
+        }
+    };
+    let authority = match crate::auth::TokenAuthority::new(&cfg.auth) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
+    match authority.mint(agent, roles, ttl) {
+        Ok((t, _)) => {
+            println!("{t}");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {}", e.client_message());
+            1
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("body").required(true).args(["text", "json", "file"])))]
+pub struct SendArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// `mailbox:<agent>`, `topic:<name>` or `broadcast`.
+    #[arg(long)]
+    to: String,
+    /// A text payload.
+    #[arg(long)]
+    text: Option<String>,
+    /// A JSON payload.
+    #[arg(long)]
+    json: Option<String>,
+    /// A file's bytes, sent base64-encoded.
+    #[arg(long)]
+    file: Option<PathBuf>,
+    #[arg(long)]
+    content_type: Option<String>,
+    /// low, normal, high or urgent.
+    #[arg(long)]
+    priority: Option<String>,
+    #[arg(long)]
+    require_ack: bool,
+    /// Seconds until the message is no longer delivered.
+    #[arg(long)]
+    ttl: Option<u64>,
+    #[arg(long)]
+    thread_id: Option<String>,
+    #[arg(long)]
+    correlation_id: Option<String>,
+    #[arg(long)]
+    reply_to: Option<String>,
+    /// Repeat for several tags.
+    #[arg(long)]
+    tag: Vec<String>,
+    #[arg(long)]
+    idempotency_key: Option<String>,
+}
+
+fn client(conn: &Conn) -> Result<Client, String> {
+    let token = conn
+        .token
+        .clone()
+        .ok_or("no token: pass --token or set MAILBOX_TOKEN (see `mailbox token`)")?;
+    Client::new(&conn.url, Some(token)).map_err(|e| e.to_string())
+}
+
+pub async fn send(a: SendArgs) -> Result<(), String> {
+    let c = client(&a.conn)?;
+    let mut body = json!({ "to": a.to });
+    if let Some(t) = a.text {
+        body["payload"] = Value::String(t);
+    } else if let Some(j) = a.json {
+        body["payload"] =
+            serde_json::from_str(&j).map_err(|e| format!("--json is not valid JSON: {e}"))?;
+    } else if let Some(f) = a.file {
+        use base64::Engine as _;
+        let bytes = std::fs::read(&f).map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+        body["payload"] = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+        body["encoding"] = json!("base64");
+    }
+    for (k, v) in [
+        ("content_type", a.content_type),
+        ("priority", a.priority),
+        ("thread_id", a.thread_id),
+        ("correlation_id", a.correlation_id),
+        ("reply_to", a.reply_to),
+    ] {
+        if let Some(v) = v {
+            body[k] = Value::String(v);
+        }
+    }
+    if a.require_ack {
+        body["require_ack"] = json!(true);
+    }
+    if let Some(t) = a.ttl {
+        body["ttl_seconds"] = json!(t);
+    }
+    if !a.tag.is_empty() {
+        body["tags"] = json!(a.tag);
+    }
+    let receipt = match a.idempotency_key {
+        Some(k) => c.send_idempotent(&body, &k).await,
+        None => c.send(&body).await,
+    }
+    .map_err(|e| e.to_string())?;
+    println!(
+        "{}",
+        serde_json::to_string(&receipt).map_err(|e| e.to_string())?
+    );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct InboxArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// Mailbox to browse (default: the token's agent).
+    #[arg(long)]
+    mailbox: Option<String>,
+    /// Only messages not yet marked read.
+    #[arg(long)]
+    unread: bool,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Only messages after this seq.
+    #[arg(long)]
+    after: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn preview(v: &Value, width: usize) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let one_line: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if one_line.chars().count() > width {
+        format!("{}…", one_line.chars().take(width - 1).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+pub async fn inbox(a: InboxArgs) -> Result<(), String> {
+    let c = client(&a.conn)?;
+    let mailbox = match a.mailbox {
+        Some(m) => m,
+        None => a
+            .conn
+            .token
+            .as_deref()
+            .and_then(token_subject)
+            .ok_or("cannot tell the token's agent; pass --mailbox")?,
+    };
+    let mut q = vec![("limit", a.limit.to_string())];
+    if a.unread {
+        q.push(("unread", "true".into()));
+    }
+    if let Some(after) = a.after {
+        q.push(("after", after));
+    }
+    let page = c.browse(&mailbox, &q).await.map_err(|e| e.to_string())?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&page).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<8} {:<26} {:<16} {:<8} {:<24} PAYLOAD",
+        "SEQ", "ID", "FROM", "PRIO", "CREATED"
+    );
+    for m in &page.messages {
+        println!(
+            "{:<8} {:<26} {:<16} {:<8} {:<24} {}",
+            m.seq,
+            m.id,
+            m.from,
+            format!("{:?}", m.priority).to_lowercase(),
+            m.created_at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            preview(&m.payload, 60)
+        );
+    }
+    println!(
+        "-- {} shown, {} unread in {mailbox}{}",
+        page.messages.len(),
+        page.unread,
+        page.next
+            .map(|n| format!(", more after seq {n}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+pub async fn health(conn: &Conn, json: bool) -> Result<(), String> {
+    let c = Client::new(&conn.url, conn.token.clone()).map_err(|e| e.to_string())?;
+    let v = c.health().await.map_err(|e| e.to_string())?;
+    if json {
+        println!("{v}");
+    } else {
+        println!(
+            "ready: node {} storage {}",
+            v["node"].as_str().unwrap_or("?"),
+            v["storage"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}

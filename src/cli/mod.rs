@@ -1,0 +1,144 @@
+//! The `mailbox` command line: `serve`, operator tools and client commands. Client commands take
+//! `--url` / `MAILBOX_URL` and `--token` / `MAILBOX_TOKEN`, print tables for people and JSON with
+//! `--json`, and exit non-zero with the error's message on stderr.
+
+mod bench;
+mod commands;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mailbox",
+    version,
+    about = "Inter-LLM Mailbox: a message broker for LLM agents"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the broker is and who we are.
+#[derive(Args, Clone)]
+pub struct Conn {
+    /// Broker base URL.
+    #[arg(
+        long,
+        env = "MAILBOX_URL",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    pub url: String,
+    /// Bearer token (see `mailbox token`).
+    #[arg(long, env = "MAILBOX_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve {
+        /// Config file (TOML) on top of the built-in defaults.
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Mint a token with the configured secret (operator tool); prints the token alone.
+    Token {
+        #[arg(long)]
+        agent: String,
+        /// Comma-separated roles, e.g. `admin`.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Lifetime: seconds, or with a unit (`30m`, `1h`, `7d`).
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Send a message.
+    Send(commands::SendArgs),
+    /// Browse a mailbox (default: the token's own).
+    Inbox(commands::InboxArgs),
+    /// Check that the broker is ready.
+    Health {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load-test a running broker (and raw Redis, for the ratio).
+    Bench(bench::BenchArgs),
+}
+
+/// Runs the command line; answers the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => commands::serve(config),
+        Command::Token {
+            agent,
+            roles,
+            ttl,
+            config,
+        } => commands::token(&agent, &roles, ttl.as_deref(), config),
+        other => {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return 1;
+                }
+            };
+            let result = rt.block_on(async move {
+                match other {
+                    Command::Send(a) => commands::send(a).await,
+                    Command::Inbox(a) => commands::inbox(a).await,
+                    Command::Health { conn, json } => commands::health(&conn, json).await,
+                    Command::Bench(a) => bench::run(a).await,
+                    Command::Serve { .. } | Command::Token { .. } => Ok(()),
+                }
+            });
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    1
+                }
+            }
+        }
+    }
+}
+
+/// Parses `90`, `90s`, `15m`, `1h`, `7d` into seconds.
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().ok()?;
+    let mul = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(mul).filter(|v| *v > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations() {
+        assert_eq!(super::parse_duration("90"), Some(90));
+        assert_eq!(super::parse_duration("1h"), Some(3600));
+        assert_eq!(super::parse_duration("7d"), Some(604_800));
+        assert_eq!(super::parse_duration("0"), None);
+        assert_eq!(super::parse_duration("1w"), None);
+        assert_eq!(super::parse_duration("h"), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, health).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mailbox::client::ClientError> {
+//! use mailbox::client::Client;
+//! let c = Client::new("http://127.0.0.1:7700", Some("<token>".into()))?;
+//! let receipt = c.send(&serde_json::json!({"to": "mailbox:bob", "payload": "hi"})).await?;
+//! let page = c.browse("bob", &[("unread", "true".into())]).await?;
+//! # Ok(()) }
+//! ```
+
+use mailbox_actors::model::Envelope;
+use reqwest::{Method, RequestBuilder};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A failed call: the broker's error (code and message, SPEC section 7) or a transport failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{code}: {message} (HTTP {status})")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        details: Value,
+    },
+    #[error("cannot reach the broker: {0}")]
+    Transport(String),
+}
+
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Transport(e.to_string())
+    }
+}
+
+/// The answer to a send.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendReceipt {
+    pub id: String,
+    pub status: String,
+    pub recipients: u64,
+    #[serde(default)]
+    pub seq: Option<String>,
+}
+
+/// One page of a mailbox browse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub messages: Vec<Envelope>,
+    pub next: Option<String>,
+    pub unread: u64,
+}
+
+/// A REST client bound to one broker and one token. Cloning is shallow.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, r: RequestBuilder) -> Result<T, ClientError> {
+        let res = r.send().await?;
+        let status = res.status();
+        let bytes = res.bytes().await?;
+        if status.is_success() {
+            let body = if bytes.is_empty() {
+                b"null".as_slice()
+            } else {
+                &bytes
+            };
+            return serde_json::from_slice(body)
+                .map_err(|e| ClientError::Transport(format!("unexpected answer: {e}")));
+        }
+        let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let err = &v["error"];
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            code: err["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: err["message"].as_str().map_or_else(
+                || String::from_utf8_lossy(&bytes).into_owned(),
+                str::to_owned,
+            ),
+            details: err["details"].clone(),
+        })
+    }
+
+    /// Sends a message (any JSON shaped like SPEC section 3).
+    pub async fn send<B: Serialize + ?Sized>(&self, body: &B) -> Result<SendReceipt, ClientError> {
+        self.call(self.request(Method::POST, "/v1/messages").json(body))
+            .await
+    }
+
+    /// Sends with an idempotency key: a retry answers the first receipt.
+    pub async fn send_idempotent<B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+        key: &str,
+    ) -> Result<SendReceipt, ClientError> {
+        self.call(
+            self.request(Method::POST, "/v1/messages")
+                .header("Idempotency-Key", key)
+                .json(body),
+        )
+        .await
+    }
+
+    /// Browses a mailbox; `query` takes the parameters of SPEC section 5.
+    pub async fn browse(
+        &self,
+        mailbox: &str,
+        query: &[(&str, String)],
+    ) -> Result<Page, ClientError> {
+        self.call(
+            self.request(Method::GET, &format!("/v1/mailboxes/{mailbox}/messages"))
+                .query(query),
+        )
+        .await
+    }
+
+    /// Mailbox counts and settings.
+    pub async fn mailbox(&self, mailbox: &str) -> Result<Value, ClientError> {
+        self.call(self.request(Method::GET, &format!("/v1/mailboxes/{mailbox}")))
+            .await
+    }
+
+    /// Marks everything up to `seq` read; answers the unread count.
+    pub async fn mark_read_up_to(&self, mailbox: &str, seq: &str) -> Result<u64, ClientError> {
+        let v: Value = self
+            .call(
+                self.request(Method::POST, &format!("/v1/mailboxes/{mailbox}/read"))
+                    .json(&serde_json::json!({"up_to": seq})),
+            )
+            .await?;
+        Ok(v["unread"].as_u64().unwrap_or_default())
+    }
+
+    /// Readiness of the broker (`/health/ready`); an error when it is not ready.
+    pub async fn health(&self) -> Result<Value, ClientError> {
+        self.call(self.request(Method::GET, "/health/ready")).await
+    }
+
+    /// Any call, for tools: method, path, optional JSON body.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let r = self.request(method, path);
+        self.call(match body {
+            Some(b) => r.json(b),
+            None => r,
+        })
+        .await
+    }
+}
+
+/// The `sub` of a token, read without checking the signature (the broker checks it). Lets
+/// tools default to "my own mailbox".
+pub fn token_subject(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    v["sub"].as_str().map(str::to_owned)
+}

@@ -1,0 +1,305 @@
+//! Layered configuration: the commented `config/default.toml` compiled in, then an optional file,
+//! then `MAILBOX__SECTION__KEY` environment variables. Validated once at start; every error names
+//! its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// An invalid configuration: reported at start with the key, exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[source] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub storage: Storage,
+    pub redis: Redis,
+    pub auth: Auth,
+    pub permissions: Permissions,
+    pub delivery: Delivery,
+    pub limits: Limits,
+    pub dead_letter: DeadLetter,
+    pub spool: Spool,
+    pub ws: Ws,
+    pub metrics: Metrics,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub bind: String,
+    pub node_id: String,
+    pub shutdown_timeout_seconds: u64,
+    pub actor_idle_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Redis,
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    pub engine: EngineKind,
+}
+
+impl Storage {
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            EngineKind::Redis => "redis",
+            EngineKind::Memory => "memory",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redis {
+    pub url: String,
+    pub cluster_urls: Vec<String>,
+    pub pool_size: usize,
+    pub key_prefix: String,
+    pub command_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    pub jwt_secret: String,
+    pub jwt_public_key_file: String,
+    pub token_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    pub model: PathBuf,
+    pub policy: PathBuf,
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    pub ack_timeout_seconds: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_multiplier: f64,
+    pub backoff_max_ms: u64,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_metadata_keys: usize,
+    pub max_tags: usize,
+    pub mailbox_max_len: u64,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub max_blob_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetter {
+    pub retention_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spool {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ws {
+    pub heartbeat_seconds: u64,
+    pub max_frame_bytes: usize,
+    pub max_pending: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(f) = file {
+            b = b.add_source(
+                config::File::from(f)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("MAILBOX")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("redis.cluster_urls"),
+        );
+        let cfg: Config = b
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(ConfigError::Load)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The compiled-in defaults alone (used by tests and tools).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let cfg: Config = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(ConfigError::Load)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind_addr()?;
+        if self.redis.pool_size == 0 {
+            return Err(invalid("redis.pool_size", "must be at least 1"));
+        }
+        if self.redis.key_prefix.is_empty() || self.redis.key_prefix.contains(['{', '}']) {
+            return Err(invalid(
+                "redis.key_prefix",
+                "must be non-empty and contain no braces",
+            ));
+        }
+        if self.storage.engine == EngineKind::Redis
+            && self.redis.url.is_empty()
+            && self.redis.cluster_urls.is_empty()
+        {
+            return Err(invalid("redis.url", "set redis.url or redis.cluster_urls"));
+        }
+        if self.auth.jwt_secret.len() < 8 && self.auth.jwt_public_key_file.is_empty() {
+            return Err(invalid("auth.jwt_secret", "must be at least 8 bytes"));
+        }
+        if self.auth.token_ttl_seconds == 0 {
+            return Err(invalid("auth.token_ttl_seconds", "must be positive"));
+        }
+        if self.limits.max_message_bytes == 0 {
+            return Err(invalid("limits.max_message_bytes", "must be positive"));
+        }
+        if self.limits.mailbox_max_len == 0 {
+            return Err(invalid("limits.mailbox_max_len", "must be positive"));
+        }
+        if self.limits.rate_per_second == 0 || self.limits.rate_burst == 0 {
+            return Err(invalid(
+                "limits.rate_per_second",
+                "rate and burst must be positive",
+            ));
+        }
+        if self.delivery.max_attempts == 0 {
+            return Err(invalid("delivery.max_attempts", "must be at least 1"));
+        }
+        if self.delivery.backoff_multiplier < 1.0 {
+            return Err(invalid(
+                "delivery.backoff_multiplier",
+                "must be at least 1.0",
+            ));
+        }
+        if self.ws.heartbeat_seconds == 0 {
+            return Err(invalid("ws.heartbeat_seconds", "must be positive"));
+        }
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(invalid(
+                "log.level",
+                format!("`{}` is not a tracing filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server
+            .bind
+            .parse()
+            .map_err(|e| invalid("server.bind", format!("`{}`: {e}", self.server.bind)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_validate() {
+        let c = Config::defaults().expect("defaults parse");
+        c.validate().expect("defaults are valid");
+        assert_eq!(c.server.bind, "127.0.0.1:7700");
+        assert_eq!(c.storage.engine, EngineKind::Redis);
+        assert_eq!(c.limits.mailbox_max_len, 100_000);
+    }
+
+    #[test]
+    fn a_bad_file_names_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[limits]\nmax_message_bytes = \"lots\"\n").expect("write");
+        let e = Config::load(Some(&f))
+            .expect_err("bad type is refused")
+            .to_string();
+        assert!(e.contains("max_message_bytes"), "{e}");
+        std::fs::write(&f, "[server]\nbind = \"nowhere\"\n").expect("write");
+        let e = Config::load(Some(&f))
+            .expect_err("bad bind is refused")
+            .to_string();
+        assert!(e.contains("server.bind"), "{e}");
+        std::fs::write(&f, "[server]\nbindd = \"x\"\n").expect("write");
+        let e = Config::load(Some(&f))
+            .expect_err("unknown key is refused")
+            .to_string();
+        assert!(e.contains("bindd"), "{e}");
+    }
+}

@@ -1,0 +1,40 @@
+//! Liveness, readiness and metrics.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::server::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn live(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "live", "node": state.node_id }))
+}
+
+/// 200 while storage answers and the policy is loaded; 503 with the reason otherwise.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let storage = state.registry.storage();
+    match storage.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({
+            "status": "ready", "node": state.node_id, "storage": storage.engine_kind(), "policy": "loaded"
+        })),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "2"))
+            .json(json!({ "status": "unavailable", "reason": format!("storage: {e}"), "storage": storage.engine_kind() })),
+    }
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match &state.metrics {
+        Some(h) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(h.render()),
+        None => HttpResponse::NotFound().json(json!({
+            "error": { "code": "not_found", "message": "metrics are disabled", "details": {} }
+        })),
+    }
+}

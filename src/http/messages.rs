@@ -1,0 +1,68 @@
+//! `POST /v1/messages`: send.
+
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use mailbox_actors::model::{Address, SendRequest};
+use mailbox_actors::registry::SendReceipt;
+
+use super::{parse_json, read_body};
+use crate::auth::Agent;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/messages", web::post().to(send));
+}
+
+/// Room for the envelope's other fields around a maximal payload.
+pub const BODY_OVERHEAD: usize = 64 * 1024;
+
+/// Validates, checks permission and stores one send; shared by REST, WebSocket and MCP.
+pub async fn send_one(
+    state: &AppState,
+    agent: &Agent,
+    mut req: SendRequest,
+    header_key: Option<String>,
+) -> Result<SendReceipt, ApiError> {
+    let started = Instant::now();
+    let to = req.validate(&state.limits)?;
+    let obj = match &to {
+        Address::Broadcast => "broadcast".to_owned(),
+        other => other.permission_object(),
+    };
+    agent.require(state, &obj, "send")?;
+    let key = header_key.or_else(|| req.idempotency_key.take());
+    let receipt = state
+        .registry
+        .send(&agent.id, req, &to, key.as_deref())
+        .await?;
+    metrics::histogram!("mailbox_send_duration_seconds").record(started.elapsed().as_secs_f64());
+    Ok(receipt)
+}
+
+fn idempotency_header(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(v) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(s) if !s.is_empty() && s.len() <= 256 => Ok(Some(s.to_owned())),
+        _ => Err(ApiError::validation(
+            "Idempotency-Key",
+            "must be 1-256 visible ASCII characters",
+        )),
+    }
+}
+
+async fn send(
+    state: web::Data<AppState>,
+    agent: Agent,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.limits.max_message_bytes + BODY_OVERHEAD).await?;
+    let send: SendRequest = parse_json(&body)?;
+    let key = idempotency_header(&req)?;
+    let receipt = send_one(&state, &agent, send, key).await?;
+    Ok(HttpResponse::Created().json(receipt))
+}

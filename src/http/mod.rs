@@ -1,0 +1,85 @@
+//! The REST face: one file per resource. Handlers authenticate, check permission, then call
+//! the engine through its handles. They never touch storage.
+
+pub mod health;
+pub mod mailboxes;
+pub mod messages;
+
+use std::time::Instant;
+
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+
+/// Routes of every resource.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .configure(messages::routes)
+            .configure(mailboxes::routes),
+    )
+    .configure(health::routes);
+}
+
+/// Answers unknown paths with the SPEC's error body.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found("route"))
+}
+
+/// Reads a request body of at most `limit` bytes; larger answers 413 without reading it all.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::Engine(mailbox_actors::Error::TooLarge {
+                field: "body".into(),
+                message: format!("request body is over the limit of {limit} bytes"),
+            }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a JSON body; anything unparsable is `bad_request` with serde's explanation.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("a JSON body is required".into()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A request span with an id (echoed as `x-request-id`), and `mailbox_http_requests_total`.
+pub fn observe<S>(
+    req: ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+{
+    let start = Instant::now();
+    let request_id = ulid::Ulid::generate().to_string();
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.path(), agent = tracing::field::Empty);
+    let fut = srv.call(req);
+    async move {
+        let mut res = fut.await?;
+        let status = res.status().as_u16();
+        let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+        metrics::counter!("mailbox_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
+            .increment(1);
+        tracing::debug!(status, route = %route, elapsed_ms = start.elapsed().as_secs_f64() * 1e3, "handled");
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+}

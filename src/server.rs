@@ -1,0 +1,130 @@
+//! `run`: start the actors and the HTTP server on a bound listener. `main` and the tests call
+//! the same function.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+use mailbox_actors::model::MessageLimits;
+use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
+use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
+use mailbox_actors::storage::memory::MemoryEngine;
+use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
+use mailbox_actors::storage::{Engine, StorageHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::TokenAuthority;
+use crate::config::{Config, EngineKind};
+use crate::http;
+
+/// What every handler shares. Cloning the handles inside is shallow.
+pub struct AppState {
+    pub registry: RegistryHandle,
+    pub permissions: PermissionHandle,
+    pub tokens: TokenAuthority,
+    /// Message rules derived from `[limits]`.
+    pub limits: MessageLimits,
+    pub limits_cfg: crate::config::Limits,
+    pub node_id: String,
+    pub metrics: Option<PrometheusHandle>,
+    pub config: Arc<Config>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Policy(#[from] mailbox_actors::permission::PolicyError),
+    #[error(transparent)]
+    Key(#[from] crate::auth::KeyError),
+    #[error("storage: {0}")]
+    Storage(#[from] mailbox_actors::storage::StorageError),
+    #[error("configuration key `redis.cluster_urls`: Redis Cluster is not supported by this build yet; use redis.url")]
+    ClusterUnsupported,
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn engine(config: &Config) -> Result<Engine, StartError> {
+    Ok(match config.storage.engine {
+        EngineKind::Memory => Engine::Memory(MemoryEngine::new()),
+        EngineKind::Redis => {
+            if !config.redis.cluster_urls.is_empty() {
+                return Err(StartError::ClusterUnsupported);
+            }
+            Engine::Redis(RedisEngine::new(&RedisSettings {
+                url: config.redis.url.clone(),
+                pool_size: config.redis.pool_size,
+                key_prefix: config.redis.key_prefix.clone(),
+                command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
+            })?)
+        }
+    })
+}
+
+/// Starts everything on `listener` and serves until SIGTERM/SIGINT (graceful: in-flight requests
+/// finish within `server.shutdown_timeout_seconds`). Must run inside an actix system.
+pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError> {
+    let node_id = if config.server.node_id.is_empty() {
+        format!("node-{}", &ulid::Ulid::generate().to_string()[20..]).to_lowercase()
+    } else {
+        config.server.node_id.clone()
+    };
+    let storage = StorageHandle::start(engine(&config)?);
+    if let Err(e) = storage.ping().await {
+        tracing::warn!(error = %e, "storage is not reachable yet; /health/ready reports 503 until it is");
+    }
+    let registry = RegistryHandle::start(
+        storage,
+        RegistrySettings {
+            default_max_len: config.limits.mailbox_max_len,
+            idle_timeout: Duration::from_secs(config.server.actor_idle_seconds.max(1)),
+        },
+    );
+    let permissions = PermissionHandle::start(PermissionSettings {
+        model: config.permissions.model.clone(),
+        policy: config.permissions.policy.clone(),
+        watch: config.permissions.watch,
+    })
+    .await?;
+    let state = web::Data::new(AppState {
+        registry,
+        permissions,
+        tokens: TokenAuthority::new(&config.auth)?,
+        limits: MessageLimits {
+            max_message_bytes: config.limits.max_message_bytes,
+            max_metadata_keys: config.limits.max_metadata_keys,
+            max_tags: config.limits.max_tags,
+        },
+        limits_cfg: config.limits.clone(),
+        node_id: node_id.clone(),
+        metrics: if config.metrics.enabled {
+            crate::telemetry::metrics()
+        } else {
+            None
+        },
+        config: Arc::new(config.clone()),
+    });
+    let addr = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::BadRequest(format!("invalid query string: {e}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                crate::error::ApiError::BadRequest(format!("invalid path: {e}")).into()
+            }))
+            .wrap_fn(http::observe)
+            .configure(http::routes)
+            .default_service(web::to(http::not_found))
+    })
+    .shutdown_timeout(config.server.shutdown_timeout_seconds)
+    .listen(listener)?
+    .run();
+    tracing::info!(%addr, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
+    server.await?;
+    tracing::info!("mailbox broker stopped");
+    Ok(())
+}
