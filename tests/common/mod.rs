@@ -1,0 +1,351 @@
+//! Test harness: a private `redis-server` on a free port in a temp dir, the real `mailbox`
+//! binary on another free port, tokens minted with the test secret. Everything is killed on drop.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const SECRET: &str = "test-secret-0123456789";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Waits for `cond` at most `limit`, polling every 20 ms.
+pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A private Redis. Fails loudly when `redis-server` is missing: `make test` installs it.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn redis_ping(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 7];
+    s.read(&mut buf)
+        .map(|n| buf[..n].starts_with(b"+PONG"))
+        .unwrap_or(false)
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for redis");
+        let port = free_port();
+        let mut s = Self {
+            port,
+            child: None,
+            dir,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for these tests (make test installs it: apt-get install -y redis-server)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(
+            Duration::from_secs(10),
+            "redis-server to answer PING",
+            || redis_ping(port),
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills Redis (fault tests).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts Redis again on the same port and data dir.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineKind {
+    Redis,
+    Memory,
+}
+
+/// The real broker binary, configured through `MAILBOX__…` variables.
+pub struct Broker {
+    pub port: u16,
+    pub redis: Option<RedisServer>,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+    pub http: reqwest::Client,
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+impl Broker {
+    pub fn start(engine: EngineKind) -> Self {
+        Self::start_with(engine, &[])
+    }
+
+    /// Starts a broker; `extra` are more `MAILBOX__…` settings.
+    pub fn start_with(engine: EngineKind, extra: &[(&str, &str)]) -> Self {
+        let redis = (engine == EngineKind::Redis).then(RedisServer::start);
+        let port = free_port();
+        let mut env: Vec<(String, String)> = vec![
+            ("MAILBOX__SERVER__BIND".into(), format!("127.0.0.1:{port}")),
+            (
+                "MAILBOX__STORAGE__ENGINE".into(),
+                match engine {
+                    EngineKind::Redis => "redis",
+                    EngineKind::Memory => "memory",
+                }
+                .into(),
+            ),
+            ("MAILBOX__AUTH__JWT_SECRET".into(), SECRET.into()),
+            (
+                "MAILBOX__PERMISSIONS__MODEL".into(),
+                repo()
+                    .join("config/casbin/model.conf")
+                    .display()
+                    .to_string(),
+            ),
+            (
+                "MAILBOX__PERMISSIONS__POLICY".into(),
+                repo()
+                    .join("config/casbin/policy.csv")
+                    .display()
+                    .to_string(),
+            ),
+            ("MAILBOX__LOG__LEVEL".into(), "warn".into()),
+            ("MAILBOX__REDIS__COMMAND_TIMEOUT_MS".into(), "500".into()),
+        ];
+        if let Some(r) = &redis {
+            env.push(("MAILBOX__REDIS__URL".into(), r.url()));
+        }
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .build()
+            .expect("http client");
+        let mut b = Self {
+            port,
+            redis,
+            child: None,
+            env,
+            http,
+        };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env_remove("MAILBOX_CONFIG")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the mailbox binary");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until(Duration::from_secs(20), "the broker to listen", || {
+            TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+    }
+
+    /// Kills the broker without warning (SIGKILL) and starts it again on the same port.
+    pub fn crash_and_restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn token(&self, agent: &str) -> String {
+        mint(agent, &[], 3600)
+    }
+
+    pub fn admin_token(&self, agent: &str) -> String {
+        mint(agent, &["admin"], 3600)
+    }
+
+    pub async fn post(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        status_json(r).await
+    }
+
+    pub async fn post_raw(&self, token: &str, path: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        status_json(r).await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET");
+        status_json(r).await
+    }
+
+    pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT");
+        status_json(r).await
+    }
+
+    /// Sends `payload` from `from` to `mailbox:to`; asserts 201 and answers the receipt.
+    pub async fn send(&self, from: &str, to: &str, body: Value) -> Value {
+        let mut body = body;
+        body["to"] = Value::String(format!("mailbox:{to}"));
+        let (status, v) = self.post(&self.token(from), "/v1/messages", &body).await;
+        assert_eq!(status, 201, "send failed: {v}");
+        v
+    }
+
+    /// `total` in `mailbox`, read with its owner's token.
+    pub async fn total(&self, mailbox: &str) -> u64 {
+        let (status, v) = self
+            .get(&self.token(mailbox), &format!("/v1/mailboxes/{mailbox}"))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["total"].as_u64().expect("total")
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn status_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.expect("body");
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, v)
+}
+
+pub fn mint(agent: &str, roles: &[&str], ttl: i64) -> String {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({ "sub": agent, "exp": now + ttl, "iat": now, "roles": roles });
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("mint")
+}
+
+/// Runs each listed behaviour test against both engines.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod on_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let b = $crate::common::Broker::start($crate::common::EngineKind::Redis);
+                    super::$name(&b).await;
+                }
+            )*
+        }
+        mod on_memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let b = $crate::common::Broker::start($crate::common::EngineKind::Memory);
+                    super::$name(&b).await;
+                }
+            )*
+        }
+    };
+}
