@@ -58,7 +58,7 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Send a message.
-    Send(commands::SendArgs),
+    Send(Box<commands::SendArgs>),
     /// Browse a mailbox (default: the token's own).
     Inbox(commands::InboxArgs),
     /// Check that the broker is ready.
@@ -96,7 +96,7 @@ pub fn main() -> i32 {
             };
             let result = rt.block_on(async move {
                 match other {
-                    Command::Send(a) => commands::send(a).await,
+                    Command::Send(a) => commands::send(*a).await,
                     Command::Inbox(a) => commands::inbox(a).await,
                     Command::Health { conn, json } => commands::health(&conn, json).await,
                     Command::Bench(a) => bench::run(a).await,

@@ -1,0 +1,59 @@
+# Inter-LLM Mailbox. The two commands: `make run` (a running broker) and `make test` (every test).
+SHELL := /bin/bash
+REDIS_PORT ?= 6379
+DATA ?= .data
+CARGO ?= cargo
+
+.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server
+
+## run: install and start a local Redis if none answers, build, print an admin token, serve.
+run: redis-up release
+	@echo "== admin token (valid 24 h):"
+	@./target/release/mailbox token --agent admin --roles admin
+	@echo "== broker on http://127.0.0.1:7700 (Ctrl-C to stop)"
+	MAILBOX__REDIS__URL=redis://127.0.0.1:$(REDIS_PORT) ./target/release/mailbox serve
+
+## test: every test (unit, behaviour suite on both engines, Redis faults, CLI). Installs redis-server if missing.
+test: ensure-redis-server
+	$(CARGO) test --workspace --all-targets
+
+## lint: formatting and clippy, warnings are errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+## bench: send-rest against a broker started by `make run`, beside raw Redis.
+bench: release
+	./target/release/mailbox bench send-rest --clients 64 --messages 100000 --size 256 --raw-redis redis://127.0.0.1:$(REDIS_PORT)
+
+ensure-redis-server:
+	@command -v redis-server >/dev/null || { \
+	  echo "== installing redis-server"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null || { echo "redis-server is required and could not be installed" >&2; exit 1; }
+
+## redis-up: start a local Redis on 127.0.0.1:$(REDIS_PORT) with AOF in $(DATA)/redis, unless one answers.
+redis-up: ensure-redis-server
+	@if redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping 2>/dev/null | grep -q PONG; then \
+	  echo "== Redis already answers on 127.0.0.1:$(REDIS_PORT)"; \
+	else \
+	  mkdir -p $(DATA)/redis; \
+	  redis-server --port $(REDIS_PORT) --bind 127.0.0.1 --dir $(abspath $(DATA))/redis --appendonly yes \
+	    --daemonize yes --pidfile $(abspath $(DATA))/redis/redis.pid --logfile $(abspath $(DATA))/redis/redis.log; \
+	  for i in $$(seq 50); do redis-cli -h 127.0.0.1 -p $(REDIS_PORT) ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done; \
+	  echo "== started Redis on 127.0.0.1:$(REDIS_PORT) (data in $(DATA)/redis)"; \
+	fi
+
+## redis-down: stop the Redis that redis-up started.
+redis-down:
+	@if [ -f $(DATA)/redis/redis.pid ]; then kill $$(cat $(DATA)/redis/redis.pid) && rm -f $(DATA)/redis/redis.pid; fi
