@@ -9,3 +9,4 @@ pub mod error;
 pub mod http;
 pub mod server;
 pub mod telemetry;
+pub mod ws;

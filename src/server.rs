@@ -88,6 +88,7 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         watch: config.permissions.watch,
     })
     .await?;
+    let registry_for_shutdown = registry.clone();
     let state = web::Data::new(AppState {
         registry,
         permissions,
@@ -121,10 +122,49 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
             .default_service(web::to(http::not_found))
     })
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
+    .disable_signals()
     .listen(listener)?
     .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: closing WebSocket sessions (1001), draining requests");
+        match registry_for_shutdown
+            .close_all_sessions(crate::ws::session::CLOSE_GOING_AWAY, "server shutting down")
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(sessions = n, "sessions asked to close"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not reach the registry to close sessions"),
+        }
+        handle.stop(true).await;
+    });
     tracing::info!(%addr, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
     server.await?;
     tracing::info!("mailbox broker stopped");
     Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGTERM handler; only Ctrl-C stops the broker gracefully");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -279,3 +279,41 @@ pub async fn health(conn: &Conn, json: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+pub async fn listen(
+    conn: &Conn,
+    target: Option<String>,
+    from: Option<String>,
+    json: bool,
+) -> Result<(), String> {
+    let token = conn
+        .token
+        .clone()
+        .ok_or("no token: pass --token or set MAILBOX_TOKEN")?;
+    let target = match target {
+        Some(t) => t,
+        None => format!(
+            "mailbox:{}",
+            token_subject(&token).ok_or("cannot tell the token's agent; pass --target")?
+        ),
+    };
+    let mut sub = crate::client::Subscriber::spawn(&conn.url, &token, &target, from.as_deref());
+    if !json {
+        eprintln!("listening on {target} (Ctrl-C to stop)");
+    }
+    while let Some(item) = sub.next().await {
+        let m = item.map_err(|e| e.to_string())?;
+        if json {
+            println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
+        } else {
+            println!(
+                "{:<8} {:<26} {:<16} {}",
+                m.seq,
+                m.id,
+                m.from,
+                preview(&m.payload, 80)
+            );
+        }
+    }
+    Ok(())
+}

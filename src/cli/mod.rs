@@ -61,6 +61,20 @@ pub enum Command {
     Send(Box<commands::SendArgs>),
     /// Browse a mailbox (default: the token's own).
     Inbox(commands::InboxArgs),
+    /// Print live messages of a target over WebSocket; reconnects and resumes by itself.
+    Listen {
+        #[command(flatten)]
+        conn: Conn,
+        /// `mailbox:<agent>` (default: the token's own mailbox).
+        #[arg(long)]
+        target: Option<String>,
+        /// latest, unread, beginning or a seq.
+        #[arg(long)]
+        from: Option<String>,
+        /// One JSON envelope per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check that the broker is ready.
     Health {
         #[command(flatten)]
@@ -99,6 +113,12 @@ pub fn main() -> i32 {
                     Command::Send(a) => commands::send(*a).await,
                     Command::Inbox(a) => commands::inbox(a).await,
                     Command::Health { conn, json } => commands::health(&conn, json).await,
+                    Command::Listen {
+                        conn,
+                        target,
+                        from,
+                        json,
+                    } => commands::listen(&conn, target, from, json).await,
                     Command::Bench(a) => bench::run(a).await,
                     Command::Serve { .. } | Command::Token { .. } => Ok(()),
                 }

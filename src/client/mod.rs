@@ -1,4 +1,5 @@
-//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, health).
+//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, health) and
+//! a reconnecting WebSocket [`Subscriber`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailbox::client::ClientError> {
@@ -8,6 +9,10 @@
 //! let page = c.browse("bob", &[("unread", "true".into())]).await?;
 //! # Ok(()) }
 //! ```
+
+pub mod ws;
+
+pub use ws::Subscriber;
 
 use mailbox_actors::model::Envelope;
 use reqwest::{Method, RequestBuilder};

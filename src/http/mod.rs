@@ -21,7 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .configure(messages::routes)
-            .configure(mailboxes::routes),
+            .configure(mailboxes::routes)
+            .configure(crate::ws::routes),
     )
     .configure(health::routes);
 }

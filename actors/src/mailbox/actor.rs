@@ -5,15 +5,17 @@
 //! message. Redis assigns the seqs, so order holds even across nodes. The actor keeps no state
 //! that storage does not also have: a restart loses only the queue's callers, who get an error.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-use super::messages::{Deliver, Retire, Watch};
-use crate::storage::{AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
+use super::messages::{
+    AddSubscriber, Deliver, Pushed, RemoveSubscriber, Retire, SubscriberKey, Watch,
+};
+use crate::storage::{decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
 
 /// Most records one group commit stores.
 const MAX_GROUP: usize = 512;
@@ -27,6 +29,8 @@ pub struct Liveness {
     writing: AtomicBool,
     /// The last seq this node stored; long-polls hold receivers of it.
     seq: watch::Sender<u64>,
+    /// Live subscribers (WebSocket subscriptions): an actor with any is never idle.
+    subscribers: AtomicUsize,
 }
 
 impl Default for Liveness {
@@ -35,6 +39,7 @@ impl Default for Liveness {
             last_active_ms: AtomicI64::new(now_ms()),
             writing: AtomicBool::new(false),
             seq: watch::channel(0).0,
+            subscribers: AtomicUsize::new(0),
         }
     }
 }
@@ -48,6 +53,7 @@ impl Liveness {
     pub fn is_idle(&self, idle_ms: i64) -> bool {
         !self.writing.load(Ordering::Relaxed)
             && self.seq.receiver_count() == 0
+            && self.subscribers.load(Ordering::Relaxed) == 0
             && now_ms() - self.last_active_ms.load(Ordering::Relaxed) >= idle_ms
     }
 }
@@ -61,6 +67,8 @@ pub struct MailboxActor {
     retired: bool,
     known: bool,
     liveness: Arc<Liveness>,
+    subscribers: HashMap<SubscriberKey, Recipient<Pushed>>,
+    stream: Arc<str>,
 }
 
 impl MailboxActor {
@@ -71,6 +79,8 @@ impl MailboxActor {
         liveness: Arc<Liveness>,
     ) -> Self {
         Self {
+            stream: Arc::from(name.as_str()),
+            subscribers: HashMap::new(),
             name,
             storage,
             default_max_len,
@@ -145,11 +155,12 @@ impl MailboxActor {
                     act.writing = false;
                     act.known |= touch;
                     let mut last = 0;
-                    for ((_, reply), outcome) in group.into_iter().zip(outcomes) {
+                    for ((records, reply), outcome) in group.into_iter().zip(outcomes) {
                         if let Ok(o) = &outcome {
-                            for r in &o.results {
+                            for (r, rec) in o.results.iter().zip(&records) {
                                 if let Appended::Stored { seq } = r {
                                     last = last.max(*seq);
+                                    act.push(*seq, rec);
                                 }
                             }
                         }
@@ -166,6 +177,46 @@ impl MailboxActor {
                     act.flush(ctx);
                 }),
         );
+    }
+}
+
+impl MailboxActor {
+    /// Pushes one stored record to every live subscriber, serialized once.
+    fn push(&mut self, seq: u64, rec: &NewRecord) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let env = match decode(&rec.record, seq) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(mailbox = %self.name, seq, error = %e, "cannot decode a record just stored");
+                return;
+            }
+        };
+        let json: Arc<str> = match serde_json::to_string(&env) {
+            Ok(j) => Arc::from(j),
+            Err(e) => {
+                tracing::error!(mailbox = %self.name, seq, error = %e, "cannot serialize an envelope");
+                return;
+            }
+        };
+        let created_at_ms = env.created_at.timestamp_millis();
+        self.subscribers.retain(|key, r| {
+            if !r.connected() {
+                return false;
+            }
+            r.do_send(Pushed {
+                subscription: key.subscription.clone(),
+                stream: self.stream.clone(),
+                seq,
+                json: json.clone(),
+                created_at_ms,
+            });
+            true
+        });
+        self.liveness
+            .subscribers
+            .store(self.subscribers.len(), Ordering::Relaxed);
     }
 }
 
@@ -262,5 +313,29 @@ impl Handler<Retire> for MailboxActor {
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
         self.retired = true;
         self.flush(ctx);
+    }
+}
+
+impl Handler<AddSubscriber> for MailboxActor {
+    type Result = u64;
+
+    fn handle(&mut self, msg: AddSubscriber, _: &mut Context<Self>) -> u64 {
+        self.subscribers.insert(msg.key, msg.recipient);
+        self.liveness
+            .subscribers
+            .store(self.subscribers.len(), Ordering::Relaxed);
+        *self.liveness.seq.borrow()
+    }
+}
+
+impl Handler<RemoveSubscriber> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveSubscriber, _: &mut Context<Self>) {
+        self.subscribers.remove(&msg.key);
+        self.liveness
+            .subscribers
+            .store(self.subscribers.len(), Ordering::Relaxed);
+        self.update_busy();
     }
 }

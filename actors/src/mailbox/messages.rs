@@ -21,3 +21,39 @@ pub struct Watch;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+/// Who a push goes to: a session and one of its subscriptions.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriberKey {
+    pub session: u64,
+    pub subscription: String,
+}
+
+/// A message just stored in a mailbox, pushed to a live subscriber. The envelope is serialized
+/// once per message and shared by every subscriber.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct Pushed {
+    pub subscription: String,
+    pub stream: std::sync::Arc<str>,
+    pub seq: u64,
+    /// The envelope as JSON, with `seq` filled in.
+    pub json: std::sync::Arc<str>,
+    /// When the broker accepted it (for the delivery latency metric).
+    pub created_at_ms: i64,
+}
+
+/// Push every message stored from now on to `recipient`; answers the last seq this node stored.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct AddSubscriber {
+    pub key: SubscriberKey,
+    pub recipient: actix::Recipient<Pushed>,
+}
+
+/// Stop pushing to a subscriber.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveSubscriber {
+    pub key: SubscriberKey,
+}

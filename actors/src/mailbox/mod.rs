@@ -32,6 +32,11 @@ impl MailboxHandle {
         &self.name
     }
 
+    /// The storage handle, for reads that need no actor.
+    pub fn registry_storage(&self) -> &crate::storage::StorageHandle {
+        self.registry.storage()
+    }
+
     /// Stores records atomically, in order. Answers once storage has them.
     pub async fn deliver(&self, records: Vec<NewRecord>) -> Result<AppendOutcome, Error> {
         // An actor retired by the idle sweep between lookup and send answers `Closed`:
@@ -53,6 +58,26 @@ impl MailboxHandle {
             "mailbox `{}` actor keeps stopping",
             self.name
         )))
+    }
+
+    /// Pushes every message stored from now on to `recipient` (a live subscription); answers
+    /// the last seq this node has stored here (0 if none yet).
+    pub async fn subscribe(
+        &self,
+        key: messages::SubscriberKey,
+        recipient: actix::Recipient<messages::Pushed>,
+    ) -> Result<u64, Error> {
+        let addr = self.registry.mailbox_actor(&self.name).await?;
+        Ok(addr
+            .send(messages::AddSubscriber { key, recipient })
+            .await?)
+    }
+
+    /// Stops pushes to a subscription (no answer needed: a closed recipient is dropped anyway).
+    pub async fn unsubscribe(&self, key: messages::SubscriberKey) {
+        if let Ok(addr) = self.registry.mailbox_actor(&self.name).await {
+            addr.do_send(messages::RemoveSubscriber { key });
+        }
     }
 
     /// A receiver that changes when this node stores a message here.

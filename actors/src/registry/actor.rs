@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{ActorCounts, CountActors, GetMailbox};
+use super::messages::{
+    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, RegisterSession,
+    UnregisterSession,
+};
 use crate::mailbox::messages::Retire;
 use crate::mailbox::{Liveness, MailboxActor};
 use crate::storage::StorageHandle;
@@ -25,6 +28,8 @@ pub struct Registry {
     storage: StorageHandle,
     settings: RegistrySettings,
     mailboxes: HashMap<String, (Addr<MailboxActor>, Arc<Liveness>)>,
+    /// Live WebSocket sessions on this node: id -> (agent, how to close it).
+    sessions: HashMap<u64, (String, Recipient<CloseSession>)>,
 }
 
 impl Registry {
@@ -33,6 +38,7 @@ impl Registry {
             storage,
             settings,
             mailboxes: HashMap::new(),
+            sessions: HashMap::new(),
         }
     }
 
@@ -93,6 +99,39 @@ impl Handler<CountActors> for Registry {
     fn handle(&mut self, _: CountActors, _: &mut Context<Self>) -> Self::Result {
         MessageResult(ActorCounts {
             mailboxes: self.mailboxes.len(),
+            sessions: self.sessions.len(),
         })
+    }
+}
+
+impl Handler<RegisterSession> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RegisterSession, _: &mut Context<Self>) {
+        self.sessions.insert(msg.id, (msg.agent, msg.close));
+        metrics::gauge!("mailbox_ws_sessions").set(self.sessions.len() as f64);
+    }
+}
+
+impl Handler<UnregisterSession> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnregisterSession, _: &mut Context<Self>) {
+        self.sessions.remove(&msg.id);
+        metrics::gauge!("mailbox_ws_sessions").set(self.sessions.len() as f64);
+    }
+}
+
+impl Handler<CloseAllSessions> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, msg: CloseAllSessions, _: &mut Context<Self>) -> usize {
+        for (_, close) in self.sessions.values() {
+            close.do_send(CloseSession {
+                code: msg.code,
+                reason: msg.reason.clone(),
+            });
+        }
+        self.sessions.len()
     }
 }

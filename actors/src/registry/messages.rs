@@ -19,4 +19,37 @@ pub struct CountActors;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ActorCounts {
     pub mailboxes: usize,
+    pub sessions: usize,
+}
+
+/// Asks a session to close with a WebSocket close code (1001 at shutdown).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct CloseSession {
+    pub code: u16,
+    pub reason: String,
+}
+
+/// A session has opened.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSession {
+    pub id: u64,
+    pub agent: String,
+    pub close: actix::Recipient<CloseSession>,
+}
+
+/// A session has ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UnregisterSession {
+    pub id: u64,
+}
+
+/// Close every session (graceful shutdown); answers how many were asked.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CloseAllSessions {
+    pub code: u16,
+    pub reason: String,
 }

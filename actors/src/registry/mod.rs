@@ -7,7 +7,7 @@ use actix::prelude::*;
 use chrono::Utc;
 
 pub use actor::{Registry, RegistrySettings};
-pub use messages::ActorCounts;
+pub use messages::{ActorCounts, CloseSession};
 
 use crate::error::Error;
 use crate::mailbox::{MailboxActor, MailboxHandle};
@@ -53,6 +53,30 @@ impl RegistryHandle {
             .addr
             .send(messages::GetMailbox {
                 name: name.to_owned(),
+            })
+            .await?)
+    }
+
+    /// Records a new WebSocket session (counted in stats, closed at shutdown).
+    pub fn register_session(&self, id: u64, agent: &str, close: Recipient<CloseSession>) {
+        self.addr.do_send(messages::RegisterSession {
+            id,
+            agent: agent.to_owned(),
+            close,
+        });
+    }
+
+    pub fn unregister_session(&self, id: u64) {
+        self.addr.do_send(messages::UnregisterSession { id });
+    }
+
+    /// Asks every session to close with `code`; answers how many there were.
+    pub async fn close_all_sessions(&self, code: u16, reason: &str) -> Result<usize, Error> {
+        Ok(self
+            .addr
+            .send(messages::CloseAllSessions {
+                code,
+                reason: reason.to_owned(),
             })
             .await?)
     }

@@ -1,0 +1,195 @@
+//! The WebSocket wire (SPEC section 6): typed client and server frames. Text frames, one JSON
+//! object each; every client op may carry a `ref` that the answer echoes.
+
+use mailbox_actors::model::SendRequest;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum From {
+    /// Only messages stored from now on.
+    Latest,
+    /// Messages the agent has not marked read, then live (default for mailboxes).
+    Unread,
+    /// Everything still stored, then live.
+    Beginning,
+    /// Everything after this seq, then live (exact resume).
+    After(u64),
+}
+
+impl From {
+    pub fn parse(s: Option<&str>) -> Option<Self> {
+        match s {
+            None | Some("unread") => Some(Self::Unread),
+            Some("latest") => Some(Self::Latest),
+            Some("beginning") => Some(Self::Beginning),
+            Some(seq) => seq.parse().ok().map(Self::After),
+        }
+    }
+}
+
+/// A client frame, parsed at the edge. Unknown ops and fields are errors, not panics.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    Subscribe {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        target: String,
+        from: Option<String>,
+    },
+    Unsubscribe {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        subscription: String,
+    },
+    Send {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        message: Box<SendRequest>,
+        idempotency_key: Option<String>,
+    },
+    Ack {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        mailbox: String,
+        id: String,
+    },
+    Nack {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        mailbox: String,
+        id: String,
+        requeue: Option<bool>,
+        reason: Option<String>,
+    },
+    Read {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+        mailbox: String,
+        up_to: Option<String>,
+        ids: Option<Vec<String>>,
+    },
+    Ping {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+    },
+}
+
+impl ClientFrame {
+    pub fn reference(&self) -> Option<&str> {
+        match self {
+            ClientFrame::Subscribe { reference, .. }
+            | ClientFrame::Unsubscribe { reference, .. }
+            | ClientFrame::Send { reference, .. }
+            | ClientFrame::Ack { reference, .. }
+            | ClientFrame::Nack { reference, .. }
+            | ClientFrame::Read { reference, .. }
+            | ClientFrame::Ping { reference } => reference.as_deref(),
+        }
+    }
+
+    /// Parses a text frame. On failure answers the `ref` (if one could be read) and why.
+    pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| (None, format!("frame is not JSON: {e}")))?;
+        let reference = value.get("ref").and_then(Value::as_str).map(str::to_owned);
+        if !value.is_object() {
+            return Err((reference, "a frame is one JSON object".into()));
+        }
+        serde_json::from_value(value).map_err(|e| (reference, format!("bad frame: {e}")))
+    }
+}
+
+/// A server frame.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    Welcome {
+        agent: String,
+        session: String,
+        node: String,
+        heartbeat_seconds: u64,
+    },
+    Ok {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        #[serde(flatten)]
+        result: serde_json::Map<String, Value>,
+    },
+    Error {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        code: String,
+        message: String,
+        #[serde(skip_serializing_if = "Value::is_null")]
+        details: Value,
+    },
+    Pong {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    pub fn to_text(&self) -> String {
+        // Serializing these types cannot fail: every field is a string, number or JSON value.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"serialization failed"}"#.to_owned()
+        })
+    }
+}
+
+/// A `message` frame built around an envelope already serialized once for all subscribers.
+pub fn message_frame(subscription: &str, envelope_json: &str) -> String {
+    let sub = serde_json::to_string(subscription).unwrap_or_else(|_| "\"\"".to_owned());
+    format!(r#"{{"type":"message","subscription":{sub},"message":{envelope_json}}}"#)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ops_and_keeps_ref_on_errors() {
+        let f = ClientFrame::parse(
+            r#"{"op":"subscribe","ref":"1","target":"mailbox:bob","from":"12"}"#,
+        )
+        .expect("valid");
+        assert!(matches!(f, ClientFrame::Subscribe { ref target, .. } if target == "mailbox:bob"));
+        assert_eq!(f.reference(), Some("1"));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"op":"ping"}"#),
+            Ok(ClientFrame::Ping { reference: None })
+        ));
+        assert_eq!(
+            ClientFrame::parse(r#"{"op":"dance","ref":"7"}"#)
+                .expect_err("unknown op")
+                .0
+                .as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"op":"ack","ref":"8"}"#)
+                .expect_err("missing fields")
+                .0
+                .as_deref(),
+            Some("8")
+        );
+        assert!(ClientFrame::parse("not json").is_err());
+        assert!(ClientFrame::parse("[1]").is_err());
+        assert_eq!(From::parse(Some("42")), Some(From::After(42)));
+        assert_eq!(From::parse(None), Some(From::Unread));
+        assert_eq!(From::parse(Some("yesterday")), None);
+    }
+
+    #[test]
+    fn message_frames_are_valid_json() {
+        let f = message_frame("s1", r#"{"id":"x","seq":"3"}"#);
+        let v: Value = serde_json::from_str(&f).expect("json");
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["subscription"], "s1");
+        assert_eq!(v["message"]["seq"], "3");
+    }
+}

@@ -1,0 +1,34 @@
+//! The WebSocket face (`GET /v1/ws`, SPEC section 6).
+//!
+//! The design card names actix-web-actors, which is deprecated upstream. We use its successor,
+//! actix-ws, and keep each connection an actix actor ([`session::WsSession`]) by adding the
+//! actix-ws message stream to the actor's context. Do not "fix" this back.
+
+pub mod frames;
+pub mod session;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::auth::authenticate;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(upgrade));
+}
+
+/// Authenticates before the upgrade (a bad token is a plain 401), then hands over to a session.
+async fn upgrade(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let agent = authenticate(&req, &state)?;
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
+    if let Err(e) = state.registry.storage().touch(&agent.id).await {
+        tracing::debug!(agent = %agent.id, error = %e, "could not record the agent as known");
+    }
+    session::WsSession::start(agent, state, session, stream);
+    Ok(response)
+}

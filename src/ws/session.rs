@@ -1,0 +1,561 @@
+//! The session actor: one per WebSocket connection. It reads the actix-ws message stream (added
+//! to the actor's context), answers ops, and forwards pushes from mailbox actors.
+//!
+//! Writes go through a bounded queue (`ws.max_pending`) to a writer task that owns the actix-ws
+//! `Session`. A live push that finds the queue full closes the session with 1013: nothing is
+//! lost, the agent resumes from the last seq it saw. Backlog replay waits for room instead.
+//!
+//! Exact resume: a subscription registers with the mailbox actor *before* it replays the backlog
+//! from storage; pushes that arrive meanwhile are buffered and, once the replay is done, only
+//! those past the replay's cursor are sent. Seqs of a mailbox are contiguous, so a live push
+//! that skips one (a write this node did not see) triggers a catch-up from storage first.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
+use mailbox_actors::mailbox::messages::{Pushed, SubscriberKey};
+use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
+use mailbox_actors::model::check_mailbox_name;
+use mailbox_actors::registry::CloseSession;
+use mailbox_actors::storage::ReadMark;
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::frames::{message_frame, ClientFrame, From, ServerFrame};
+use crate::auth::Agent;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Close codes used by the broker.
+pub const CLOSE_GOING_AWAY: u16 = 1001;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+pub const CLOSE_TRY_AGAIN: u16 = 1013;
+
+/// Pushes buffered per subscription while it replays, beyond which the session is a slow consumer.
+const MAX_REPLAY_BUFFER: usize = 10_000;
+/// A replay page.
+const REPLAY_PAGE: usize = 500;
+
+enum Outgoing {
+    Text(String),
+    Ping,
+    Pong(web::Bytes),
+}
+
+enum Mode {
+    /// Replaying from storage; live pushes wait here.
+    CatchingUp(Vec<Pushed>),
+    Live,
+}
+
+struct Subscription {
+    mailbox: MailboxHandle,
+    /// The last seq sent to the client.
+    cursor: u64,
+    mode: Mode,
+}
+
+pub struct WsSession {
+    id: u64,
+    agent: Agent,
+    state: web::Data<AppState>,
+    out: mpsc::Sender<Outgoing>,
+    close: Option<oneshot::Sender<CloseReason>>,
+    last_seen: Instant,
+    subs: HashMap<String, Subscription>,
+    next_sub: u64,
+}
+
+/// Owns the actix-ws session: sends queued frames, and a close (which jumps the queue).
+async fn writer(
+    mut session: actix_ws::Session,
+    mut rx: mpsc::Receiver<Outgoing>,
+    close: oneshot::Receiver<CloseReason>,
+) {
+    let mut close = std::pin::pin!(close);
+    loop {
+        tokio::select! {
+            biased;
+            reason = &mut close => {
+                if let Ok(reason) = reason {
+                    // A client that reads nothing may never take the close frame: bound the wait.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
+                }
+                return;
+            }
+            next = rx.recv() => {
+                let sent = match next {
+                    Some(Outgoing::Text(t)) => session.text(t).await,
+                    Some(Outgoing::Ping) => session.ping(b"").await,
+                    Some(Outgoing::Pong(b)) => session.pong(&b).await,
+                    None => return,
+                };
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl WsSession {
+    /// Starts the actor for an upgraded connection.
+    pub fn start(
+        agent: Agent,
+        state: web::Data<AppState>,
+        session: actix_ws::Session,
+        stream: actix_ws::MessageStream,
+    ) -> Addr<Self> {
+        let max_frame = state.config.ws.max_frame_bytes;
+        let (tx, rx) = mpsc::channel(state.config.ws.max_pending.max(1));
+        let (close_tx, close_rx) = oneshot::channel();
+        actix_web::rt::spawn(writer(session, rx, close_rx));
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        WsSession::create(move |ctx| {
+            ctx.add_stream(
+                stream
+                    .max_frame_size(max_frame)
+                    .aggregate_continuations()
+                    .max_continuation_size(max_frame),
+            );
+            WsSession {
+                id,
+                agent,
+                state,
+                out: tx,
+                close: Some(close_tx),
+                last_seen: Instant::now(),
+                subs: HashMap::new(),
+                next_sub: 1,
+            }
+        })
+    }
+
+    fn session_name(&self) -> String {
+        format!("{}-{}", self.state.node_id, self.id)
+    }
+
+    /// Queues a frame; a full queue means a slow consumer (1013), a closed one ends the session.
+    fn send(&mut self, frame: Outgoing, ctx: &mut Context<Self>) -> bool {
+        match self.out.try_send(frame) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                metrics::counter!("mailbox_ws_slow_consumers_total").increment(1);
+                tracing::info!(session = self.id, agent = %self.agent.id, "slow consumer: closing with 1013");
+                self.close_with(
+                    CLOSE_TRY_AGAIN,
+                    "slow consumer: resume from your last seq",
+                    ctx,
+                );
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                ctx.stop();
+                false
+            }
+        }
+    }
+
+    fn send_frame(&mut self, frame: &ServerFrame, ctx: &mut Context<Self>) {
+        self.send(Outgoing::Text(frame.to_text()), ctx);
+    }
+
+    fn ok(&mut self, reference: Option<String>, result: Value, ctx: &mut Context<Self>) {
+        let result = match result {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        self.send_frame(&ServerFrame::Ok { reference, result }, ctx);
+    }
+
+    fn error(&mut self, reference: Option<String>, e: &ApiError, ctx: &mut Context<Self>) {
+        let details = e.details();
+        let frame = ServerFrame::Error {
+            reference,
+            code: e.code().to_owned(),
+            message: e.client_message(),
+            details: if details.as_object().is_some_and(|m| m.is_empty()) {
+                Value::Null
+            } else {
+                details
+            },
+        };
+        self.send_frame(&frame, ctx);
+    }
+
+    fn close_with(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
+        if let Some(c) = self.close.take() {
+            let _ = c.send(CloseReason {
+                code: CloseCode::from(code),
+                description: Some(reason.to_owned()),
+            });
+        }
+        ctx.stop();
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let frame = match ClientFrame::parse(text) {
+            Ok(f) => f,
+            Err((reference, message)) => {
+                self.error(reference, &ApiError::BadRequest(message), ctx);
+                return;
+            }
+        };
+        let reference = frame.reference().map(str::to_owned);
+        match frame {
+            ClientFrame::Ping { .. } => self.send_frame(&ServerFrame::Pong { reference }, ctx),
+            ClientFrame::Subscribe { target, from, .. } => {
+                self.subscribe(reference, &target, from.as_deref(), ctx)
+            }
+            ClientFrame::Unsubscribe { subscription, .. } => {
+                match self.subs.remove(&subscription) {
+                    Some(sub) => {
+                        let key = SubscriberKey {
+                            session: self.id,
+                            subscription: subscription.clone(),
+                        };
+                        actix_web::rt::spawn(async move { sub.mailbox.unsubscribe(key).await });
+                        self.ok(reference, json!({ "subscription": subscription }), ctx);
+                    }
+                    None => self.error(
+                        reference,
+                        &ApiError::not_found(format!("subscription `{subscription}`")),
+                        ctx,
+                    ),
+                }
+            }
+            ClientFrame::Send {
+                message,
+                idempotency_key,
+                ..
+            } => {
+                let (state, agent) = (self.state.clone(), self.agent.clone());
+                let fut = async move {
+                    crate::http::messages::send_one(&state, &agent, *message, idempotency_key).await
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(receipt) => act.ok(
+                        reference,
+                        serde_json::to_value(receipt).unwrap_or(Value::Null),
+                        ctx,
+                    ),
+                    Err(e) => act.error(reference, &e, ctx),
+                }));
+            }
+            ClientFrame::Read {
+                mailbox,
+                up_to,
+                ids,
+                ..
+            } => {
+                let mark = match (ids, up_to) {
+                    (Some(ids), None) if !ids.is_empty() && ids.len() <= 1000 => ReadMark::Ids(ids),
+                    (None, Some(s)) => match s.parse() {
+                        Ok(seq) => ReadMark::UpTo(seq),
+                        Err(_) => {
+                            return self.error(
+                                reference,
+                                &ApiError::validation("up_to", "`up_to` must be a seq"),
+                                ctx,
+                            )
+                        }
+                    },
+                    _ => {
+                        return self.error(
+                            reference,
+                            &ApiError::validation(
+                                "ids",
+                                "send exactly one of `ids` (1-1000) or `up_to`",
+                            ),
+                            ctx,
+                        )
+                    }
+                };
+                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
+                    return self.error(reference, &e, ctx);
+                }
+                let (handle, reader) =
+                    (self.state.registry.mailbox(&mailbox), self.agent.id.clone());
+                ctx.spawn(
+                    async move { handle.mark_read(&reader, mark).await }
+                        .into_actor(self)
+                        .map(move |r, act, ctx| match r {
+                            Ok(unread) => act.ok(reference, json!({ "unread": unread }), ctx),
+                            Err(e) => act.error(reference, &e.into(), ctx),
+                        }),
+                );
+            }
+            ClientFrame::Ack { .. } | ClientFrame::Nack { .. } => self.error(
+                reference,
+                &ApiError::validation("op", "acks are not available on this broker yet"),
+                ctx,
+            ),
+        }
+    }
+
+    fn authorize_mailbox(&self, name: &str, act: &str) -> Result<(), ApiError> {
+        check_mailbox_name(name)?;
+        self.agent
+            .require(&self.state, &format!("mailbox:{name}"), act)
+    }
+
+    fn subscribe(
+        &mut self,
+        reference: Option<String>,
+        target: &str,
+        from: Option<&str>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(name) = target.strip_prefix("mailbox:") else {
+            let e = ApiError::validation(
+                "target",
+                "subscribe to `mailbox:<agent>` (topic subscriptions are not available yet)",
+            );
+            return self.error(reference, &e, ctx);
+        };
+        if let Err(e) = self.authorize_mailbox(name, "read") {
+            return self.error(reference, &e, ctx);
+        }
+        let Some(from) = From::parse(from) else {
+            return self.error(
+                reference,
+                &ApiError::validation("from", "`from` is latest, unread, beginning or a seq"),
+                ctx,
+            );
+        };
+        let sub_id = format!("s{}", self.next_sub);
+        self.next_sub += 1;
+        let mailbox = self.state.registry.mailbox(name);
+        self.subs.insert(
+            sub_id.clone(),
+            Subscription {
+                mailbox: mailbox.clone(),
+                cursor: 0,
+                mode: Mode::CatchingUp(Vec::new()),
+            },
+        );
+        let key = SubscriberKey {
+            session: self.id,
+            subscription: sub_id.clone(),
+        };
+        let recipient = ctx.address().recipient();
+        let reader = self.agent.id.clone();
+        let fut = async move {
+            mailbox.subscribe(key, recipient).await?;
+            let (cursor, unread_only) = match from {
+                From::Latest => (mailbox.stats(&reader).await?.last_seq, false),
+                From::Beginning => (0, false),
+                From::After(seq) => (seq, false),
+                From::Unread => (
+                    mailbox
+                        .registry_storage()
+                        .read_state(mailbox.name(), &reader)
+                        .await?
+                        .upto,
+                    true,
+                ),
+            };
+            Ok::<_, mailbox_actors::Error>((cursor, unread_only))
+        };
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+            Ok((cursor, unread_only)) => {
+                act.ok(reference, json!({ "subscription": sub_id }), ctx);
+                if let Some(sub) = act.subs.get_mut(&sub_id) {
+                    sub.cursor = cursor;
+                }
+                act.catch_up(sub_id, unread_only, ctx);
+            }
+            Err(e) => {
+                act.subs.remove(&sub_id);
+                act.error(reference, &e.into(), ctx);
+            }
+        }));
+    }
+
+    /// Replays from storage after the subscription's cursor, then drains buffered pushes.
+    fn catch_up(&mut self, sub_id: String, unread_only: bool, ctx: &mut Context<Self>) {
+        let Some(sub) = self.subs.get(&sub_id) else {
+            return;
+        };
+        let (mailbox, mut cursor, out, reader) = (
+            sub.mailbox.clone(),
+            sub.cursor,
+            self.out.clone(),
+            self.agent.id.clone(),
+        );
+        let sid = sub_id.clone();
+        let fut = async move {
+            loop {
+                let q = BrowseQuery {
+                    after: Some(cursor),
+                    unread_only,
+                    limit: REPLAY_PAGE,
+                    ..Default::default()
+                };
+                let page = mailbox.browse(&reader, &q).await?;
+                for env in &page.messages {
+                    let json = serde_json::to_string(env)
+                        .map_err(|e| mailbox_actors::Error::Internal(e.to_string()))?;
+                    // Replay waits for room in the queue: a big backlog is paced, not refused.
+                    if out
+                        .send(Outgoing::Text(message_frame(&sid, &json)))
+                        .await
+                        .is_err()
+                    {
+                        return Ok(cursor);
+                    }
+                    metrics::counter!("mailbox_messages_delivered_total", "transport" => "ws")
+                        .increment(1);
+                    cursor = env.seq.parse().unwrap_or(cursor);
+                }
+                if page.next.is_none() {
+                    return Ok::<u64, mailbox_actors::Error>(cursor);
+                }
+                if let Some(n) = page.next.and_then(|n| n.parse().ok()) {
+                    cursor = cursor.max(n);
+                }
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| {
+            let cursor = match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(session = act.id, error = %e, "replay failed; closing so the client resumes");
+                    return act.close_with(CLOSE_TRY_AGAIN, "backlog replay failed: resume from your last seq", ctx);
+                }
+            };
+            let Some(sub) = act.subs.get_mut(&sub_id) else { return };
+            sub.cursor = sub.cursor.max(cursor);
+            let buffered = match std::mem::replace(&mut sub.mode, Mode::Live) {
+                Mode::CatchingUp(b) => b,
+                Mode::Live => Vec::new(),
+            };
+            for p in buffered {
+                act.deliver_live(p, false, ctx);
+            }
+        }));
+    }
+
+    /// Sends a live push in order; `check_gap` turns a skipped seq into a catch-up from storage.
+    fn deliver_live(&mut self, p: Pushed, check_gap: bool, ctx: &mut Context<Self>) {
+        let Some(sub) = self.subs.get_mut(&p.subscription) else {
+            return;
+        };
+        match &mut sub.mode {
+            Mode::CatchingUp(buf) => {
+                buf.push(p);
+                if buf.len() > MAX_REPLAY_BUFFER {
+                    self.close_with(
+                        CLOSE_TRY_AGAIN,
+                        "slow consumer: resume from your last seq",
+                        ctx,
+                    );
+                }
+                return;
+            }
+            Mode::Live if p.seq <= sub.cursor => return,
+            Mode::Live if check_gap && p.seq > sub.cursor + 1 => {
+                let sub_id = p.subscription.clone();
+                sub.mode = Mode::CatchingUp(vec![p]);
+                return self.catch_up(sub_id, false, ctx);
+            }
+            Mode::Live => sub.cursor = p.seq,
+        }
+        let latency =
+            (chrono::Utc::now().timestamp_millis() - p.created_at_ms).max(0) as f64 / 1000.0;
+        if self.send(Outgoing::Text(message_frame(&p.subscription, &p.json)), ctx) {
+            metrics::counter!("mailbox_messages_delivered_total", "transport" => "ws").increment(1);
+            metrics::histogram!("mailbox_delivery_latency_seconds").record(latency);
+        }
+    }
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.state
+            .registry
+            .register_session(self.id, &self.agent.id, ctx.address().recipient());
+        let welcome = ServerFrame::Welcome {
+            agent: self.agent.id.clone(),
+            session: self.session_name(),
+            node: self.state.node_id.clone(),
+            heartbeat_seconds: self.state.config.ws.heartbeat_seconds,
+        };
+        self.send_frame(&welcome, ctx);
+        let every = Duration::from_secs(self.state.config.ws.heartbeat_seconds);
+        ctx.run_interval(every, move |act, ctx| {
+            if act.last_seen.elapsed() > every * 2 {
+                tracing::info!(session = act.id, agent = %act.agent.id, "heartbeat timeout");
+                return act.close_with(CloseCode::Normal.into(), "heartbeat timeout", ctx);
+            }
+            act.send(Outgoing::Ping, ctx);
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.state.registry.unregister_session(self.id);
+        for (sub_id, sub) in self.subs.drain() {
+            let key = SubscriberKey {
+                session: self.id,
+                subscription: sub_id,
+            };
+            actix_web::rt::spawn(async move { sub.mailbox.unsubscribe(key).await });
+        }
+    }
+}
+
+impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, ProtocolError>, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        match item {
+            Ok(AggregatedMessage::Text(t)) => self.handle_text(&t, ctx),
+            Ok(AggregatedMessage::Binary(_)) => self.error(
+                None,
+                &ApiError::BadRequest(
+                    "binary frames are not accepted; send JSON text frames".into(),
+                ),
+                ctx,
+            ),
+            Ok(AggregatedMessage::Ping(b)) => {
+                self.send(Outgoing::Pong(b), ctx);
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Err(ProtocolError::Overflow) => {
+                self.close_with(CLOSE_TOO_BIG, "frame over ws.max_frame_bytes", ctx)
+            }
+            Err(e) => {
+                tracing::debug!(session = self.id, error = %e, "websocket protocol error");
+                self.close_with(CloseCode::Protocol.into(), "protocol error", ctx)
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+impl Handler<Pushed> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, p: Pushed, ctx: &mut Context<Self>) {
+        self.deliver_live(p, true, ctx);
+    }
+}
+
+impl Handler<CloseSession> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: CloseSession, ctx: &mut Context<Self>) {
+        self.close_with(msg.code, &msg.reason, ctx);
+    }
+}
