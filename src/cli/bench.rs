@@ -38,22 +38,57 @@ enum Scenario {
         #[arg(long, env = "MAILBOX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Send → WebSocket push latency at a fixed rate.
+    E2e {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 2000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Also measure XADD → blocking XREAD on this Redis at the same rate.
+        #[arg(long, num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379")]
+        raw_redis: Option<String>,
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Hold N idle WebSocket sessions; report broker RSS per session.
+    Sessions {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Mints bench tokens with the configured secret (the bench runs beside the broker).
+fn authority(config: Option<&std::path::Path>) -> Result<crate::auth::TokenAuthority, String> {
+    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    crate::auth::TokenAuthority::new(&cfg.auth).map_err(|e| e.to_string())
 }
 
 /// Throughput and latency of one run.
-struct Figures {
-    ok: usize,
-    errors: usize,
-    elapsed: Duration,
-    latencies_us: Vec<u64>,
+pub(super) struct Figures {
+    pub ok: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    /// Sorted ascending.
+    pub latencies_us: Vec<u64>,
 }
 
 impl Figures {
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    fn pct(&self, p: f64) -> f64 {
+    pub fn pct(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -61,7 +96,7 @@ impl Figures {
         self.latencies_us[i.min(self.latencies_us.len() - 1)] as f64 / 1000.0
     }
 
-    fn print(&self, label: &str) {
+    pub fn print(&self, label: &str) {
         println!(
             "{label:<10} {:>10.0} msgs/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   ok {} errors {}",
             self.rate(),
@@ -74,7 +109,7 @@ impl Figures {
     }
 }
 
-fn bar(total: usize, label: &str) -> ProgressBar {
+pub(super) fn bar(total: usize, label: &str) -> ProgressBar {
     let pb = ProgressBar::new(total as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
@@ -143,6 +178,38 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             raw_redis,
             config,
         } => send_rest(conn, clients.max(1), messages, size, raw_redis, config).await,
+        Scenario::E2e {
+            conn,
+            rate,
+            messages,
+            size,
+            raw_redis,
+            config,
+        } => {
+            super::bench_ws::e2e(
+                &conn.url,
+                &authority(config.as_deref())?,
+                rate,
+                messages,
+                size,
+                raw_redis,
+            )
+            .await
+        }
+        Scenario::Sessions {
+            conn,
+            count,
+            concurrency,
+            config,
+        } => {
+            super::bench_ws::sessions(
+                &conn.url,
+                &authority(config.as_deref())?,
+                count,
+                concurrency,
+            )
+            .await
+        }
     }
 }
 

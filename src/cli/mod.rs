@@ -3,6 +3,7 @@
 //! `--json`, and exit non-zero with the error's message on stderr.
 
 mod bench;
+mod bench_ws;
 mod commands;
 
 use std::path::PathBuf;

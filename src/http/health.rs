@@ -30,11 +30,23 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     match &state.metrics {
-        Some(h) => HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4")
-            .body(h.render()),
+        Some(h) => {
+            if let Some(rss) = resident_memory_bytes() {
+                metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+            }
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4")
+                .body(h.render())
+        }
         None => HttpResponse::NotFound().json(json!({
             "error": { "code": "not_found", "message": "metrics are disabled", "details": {} }
         })),
     }
+}
+
+/// This process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
