@@ -228,14 +228,7 @@ async fn send_rest(
     // One agent per client (rate limits are per agent), each sending to its own mailbox.
     let authority = match &conn.token {
         Some(_) => None,
-        None => Some(
-            crate::auth::TokenAuthority::new(
-                &Config::load(config.as_deref())
-                    .map_err(|e| e.to_string())?
-                    .auth,
-            )
-            .map_err(|e| e.to_string())?,
-        ),
+        None => Some(authority(config.as_deref())?),
     };
     let mut pool = Vec::with_capacity(clients);
     for c in 0..clients {
