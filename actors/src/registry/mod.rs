@@ -109,11 +109,13 @@ impl RegistryHandle {
         };
         let outcome = self.mailbox(name).deliver(vec![record]).await?;
         let (id, seq) = match outcome.results.first() {
-            Some(Appended::Stored { seq }) => (env.id, *seq),
+            Some(Appended::Stored { seq }) => (env.id.clone(), *seq),
             Some(Appended::Duplicate { id, seq }) => (id.clone(), *seq),
             None => return Err(Error::Internal("append answered no result".into())),
         };
-        metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
+        if id == env.id {
+            metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
+        }
         tracing::debug!(message_id = %id, correlation_id = ?env.correlation_id, mailbox = %name, seq, "stored");
         Ok(SendReceipt {
             id,

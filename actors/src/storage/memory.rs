@@ -233,10 +233,16 @@ impl MemoryEngine {
     pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
         let mut st = self.lock();
         st.idempotency.retain(|(m, _), _| m != mailbox);
-        Ok(st
-            .mailboxes
-            .remove(mailbox)
-            .is_some_and(|m| m.created_at.is_some()))
+        let Some(mb) = st.mailboxes.get_mut(mailbox) else {
+            return Ok(false);
+        };
+        // The seq counter survives, so cursors held by clients never point into a new history.
+        let existed = mb.created_at.is_some();
+        *mb = Mailbox {
+            seq: mb.seq,
+            ..Mailbox::default()
+        };
+        Ok(existed)
     }
 
     pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {

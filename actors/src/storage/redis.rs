@@ -382,14 +382,24 @@ impl RedisEngine {
                     .query_async(&mut c),
             )
             .await?;
+        // The seq counter survives, so cursors held by clients never point into a new history.
+        let mut p = redis::pipe();
+        p.atomic().cmd("HDEL").arg(self.key(mailbox, "meta")).arg(&[
+            "created_at",
+            "max_len",
+            "overflow",
+            "retention_seconds",
+        ]);
         let mut del = redis::cmd("DEL");
-        for part in ["meta", "msgs", "ids", "upto"] {
+        for part in ["msgs", "ids", "upto"] {
             del.arg(self.key(mailbox, part));
         }
         for r in readers {
             del.arg(self.key(mailbox, &format!("rd:{r}")));
         }
-        let n: u64 = self.timed(del.query_async(&mut c)).await?;
+        p.add_command(del);
+        let (fields, n): (u64, u64) = self.timed(p.query_async(&mut c)).await?;
+        let n = n + fields;
         let _: i64 = self
             .timed(
                 redis::cmd("SREM")
