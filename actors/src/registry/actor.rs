@@ -24,19 +24,26 @@ pub struct RegistrySettings {
     pub idle_timeout: Duration,
 }
 
+/// Shared map of live mailbox actors (see `Registry::directory`).
+pub type Directory = Arc<std::sync::RwLock<HashMap<String, Addr<MailboxActor>>>>;
+
 pub struct Registry {
     storage: StorageHandle,
     settings: RegistrySettings,
     mailboxes: HashMap<String, (Addr<MailboxActor>, Arc<Liveness>)>,
+    /// A read-only copy of the live mailbox actors for handles, so a send to a live mailbox
+    /// skips the registry hop. Only the registry writes it.
+    directory: Directory,
     /// Live WebSocket sessions on this node: id -> (agent, how to close it).
     sessions: HashMap<u64, (String, Recipient<CloseSession>)>,
 }
 
 impl Registry {
-    pub fn new(storage: StorageHandle, settings: RegistrySettings) -> Self {
+    pub fn new(storage: StorageHandle, settings: RegistrySettings, directory: Directory) -> Self {
         Self {
             storage,
             settings,
+            directory,
             mailboxes: HashMap::new(),
             sessions: HashMap::new(),
         }
@@ -44,10 +51,12 @@ impl Registry {
 
     fn sweep(&mut self) {
         let idle_ms = i64::try_from(self.settings.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+        let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
         self.mailboxes.retain(|name, (addr, live)| {
             let keep = addr.connected() && !live.is_idle(idle_ms);
             if !keep {
                 tracing::debug!(mailbox = %name, "retiring idle mailbox actor");
+                dir.remove(name);
                 addr.do_send(Retire);
             }
             keep
@@ -68,6 +77,10 @@ impl Supervised for Registry {
     fn restarting(&mut self, _: &mut Context<Self>) {
         // Children keep running; forgetting them only means the next use starts a fresh actor.
         self.mailboxes.clear();
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -88,6 +101,10 @@ impl Handler<GetMailbox> for Registry {
             live.clone(),
         );
         let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l));
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(msg.name.clone(), addr.clone());
         self.mailboxes.insert(msg.name, (addr.clone(), live));
         MessageResult(addr)
     }

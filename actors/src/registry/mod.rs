@@ -30,14 +30,21 @@ pub struct SendReceipt {
 pub struct RegistryHandle {
     addr: Addr<Registry>,
     storage: StorageHandle,
+    directory: actor::Directory,
 }
 
 impl RegistryHandle {
     /// Starts the registry under a supervisor on the current arbiter.
     pub fn start(storage: StorageHandle, settings: RegistrySettings) -> Self {
         let s = storage.clone();
-        let addr = Supervisor::start(move |_| Registry::new(s, settings));
-        Self { addr, storage }
+        let directory = actor::Directory::default();
+        let d = directory.clone();
+        let addr = Supervisor::start(move |_| Registry::new(s, settings, d));
+        Self {
+            addr,
+            storage,
+            directory,
+        }
     }
 
     pub fn storage(&self) -> &StorageHandle {
@@ -49,6 +56,15 @@ impl RegistryHandle {
     }
 
     pub(crate) async fn mailbox_actor(&self, name: &str) -> Result<Addr<MailboxActor>, Error> {
+        let known = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(addr) = known.filter(Addr::connected) {
+            return Ok(addr);
+        }
         Ok(self
             .addr
             .send(messages::GetMailbox {
