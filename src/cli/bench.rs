@@ -245,7 +245,12 @@ async fn send_rest(
     }
     let pool = Arc::new(pool);
     let payload = "x".repeat(size);
-    let body = Arc::new(json!({ "to": "mailbox:bench-sink", "payload": payload }));
+    // A fresh sink per run, so earlier runs never fill it; removed afterwards when we can.
+    let sink = format!(
+        "bench-sink-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let body = Arc::new(json!({ "to": format!("mailbox:{sink}"), "payload": payload }));
     let broker = {
         let (pool, body) = (pool.clone(), body.clone());
         drive(clients, messages, "broker", move |c, _| {
@@ -258,6 +263,23 @@ async fn send_rest(
     if broker.errors > 0 {
         if let Err(e) = pool[0].send(&*body).await {
             println!("first error: {e}");
+        }
+    }
+    if let Some(a) = &authority {
+        let owner = a
+            .mint(&sink, &[], Some(600))
+            .map_err(|e| e.client_message())?
+            .0;
+        let c = Client::new(&conn.url, Some(owner)).map_err(|e| e.to_string())?;
+        if let Err(e) = c
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("/v1/mailboxes/{sink}"),
+                None,
+            )
+            .await
+        {
+            println!("could not delete {sink}: {e}");
         }
     }
     if let Some(url) = raw_redis {
