@@ -121,6 +121,14 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
             .configure(http::routes)
             .default_service(web::to(http::not_found))
     })
+    // Small frames (pushes, answers) must leave at once: Nagle + delayed ACK adds ~40 ms.
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        }
+    })
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
     .disable_signals()
     .listen(listener)?
