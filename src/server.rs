@@ -28,6 +28,8 @@ pub struct AppState {
     pub limits_cfg: crate::config::Limits,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
+    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
+    pub rate: crate::ratelimit::RateLimiter,
     pub config: Arc<Config>,
 }
 
@@ -100,6 +102,10 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         },
         limits_cfg: config.limits.clone(),
         node_id: node_id.clone(),
+        rate: crate::ratelimit::RateLimiter::new(
+            config.limits.rate_per_second,
+            config.limits.rate_burst,
+        ),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()
         } else {

@@ -32,6 +32,16 @@ pub async fn send_one(
         other => other.permission_object(),
     };
     agent.require(state, &obj, "send")?;
+    if let Err(retry_after) = state.rate.take(&agent.id, 1) {
+        metrics::counter!("mailbox_rate_limited_total").increment(1);
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "`{}` is over its send rate ({}/s, burst {})",
+                agent.id, state.limits_cfg.rate_per_second, state.limits_cfg.rate_burst
+            ),
+            retry_after,
+        });
+    }
     let key = header_key.or_else(|| req.idempotency_key.take());
     let receipt = state
         .registry
