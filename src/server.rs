@@ -9,6 +9,7 @@ use actix_web::{web, App, HttpServer};
 use mailbox_actors::model::MessageLimits;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
+use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
 use mailbox_actors::storage::{Engine, StorageHandle};
@@ -82,6 +83,13 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         RegistrySettings {
             default_max_len: config.limits.mailbox_max_len,
             idle_timeout: Duration::from_secs(config.server.actor_idle_seconds.max(1)),
+            bus: match config.storage.engine {
+                EngineKind::Redis => Some(
+                    EventBus::new(&config.redis.url, &config.redis.key_prefix, &node_id)
+                        .map_err(|e| StartError::Storage(e.into()))?,
+                ),
+                EngineKind::Memory => None,
+            },
         },
     );
     let permissions = PermissionHandle::start(PermissionSettings {

@@ -496,3 +496,33 @@ async fn a_thousand_concurrent_sessions() {
         "gauge counts every session"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_accepted_by_node_a_reaches_a_session_on_node_b() {
+    let a = Broker::start(EngineKind::Redis);
+    let b = Broker::another_node(&a);
+    let mut ws = connect(&b, "bob").await;
+    subscribe(&mut ws, "mailbox:bob", "latest").await;
+    // The subscription made node B's mailbox actor live; node A accepts every send.
+    for i in 0..50 {
+        a.send("alice", "bob", json!({"payload": i})).await;
+    }
+    contiguous(&messages(&mut ws, 50).await, 1);
+    // A long-poll on node B wakes for a send accepted by node A.
+    let (http, url, token) = (
+        b.http.clone(),
+        b.url("/v1/mailboxes/bob/messages?after=50&wait=20"),
+        b.token("bob"),
+    );
+    let poll = tokio::spawn(async move {
+        common::status_json(http.get(url).bearer_auth(token).send().await.expect("poll")).await
+    });
+    let waker = a.send("alice", "bob", json!({"payload": "wake"})).await;
+    let (s, page) = tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("poll answered")
+        .expect("task");
+    assert_eq!(s, 200);
+    assert_eq!(page["messages"][0]["id"], waker["id"]);
+    assert_eq!(messages(&mut ws, 1).await, vec![51]);
+}

@@ -57,3 +57,10 @@ pub struct AddSubscriber {
 pub struct RemoveSubscriber {
     pub key: SubscriberKey,
 }
+
+/// Another node stored messages here up to `seq`: wake long-polls and push to subscribers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteAppend {
+    pub seq: u64,
+}

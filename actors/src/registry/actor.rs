@@ -13,6 +13,7 @@ use super::messages::{
 };
 use crate::mailbox::messages::Retire;
 use crate::mailbox::{Liveness, MailboxActor};
+use crate::storage::events::{EventBus, StreamAppended};
 use crate::storage::StorageHandle;
 
 /// What the registry needs to start actors.
@@ -22,6 +23,8 @@ pub struct RegistrySettings {
     pub default_max_len: u64,
     /// A mailbox actor with no activity for this long is stopped (its data stays in storage).
     pub idle_timeout: Duration,
+    /// Cross-node announcements (Redis engine); `None` for a single node.
+    pub bus: Option<EventBus>,
 }
 
 /// Shared map of live mailbox actors (see `Registry::directory`).
@@ -68,6 +71,9 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(bus) = self.settings.bus.clone() {
+            actix::spawn(bus.listen(ctx.address().recipient()));
+        }
         let every = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
         ctx.run_interval(every, |act, _| act.sweep());
     }
@@ -100,7 +106,8 @@ impl Handler<GetMailbox> for Registry {
             msg.name.clone(),
             live.clone(),
         );
-        let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l));
+        let bus = self.settings.bus.clone();
+        let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l, bus));
         self.directory
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -150,5 +157,16 @@ impl Handler<CloseAllSessions> for Registry {
             });
         }
         self.sessions.len()
+    }
+}
+
+impl Handler<StreamAppended> for Registry {
+    type Result = ();
+
+    /// Another node wrote to a stream: only a mailbox live here has anyone to tell.
+    fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
+        if let Some((addr, _)) = self.mailboxes.get(&msg.stream) {
+            addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
+        }
     }
 }
