@@ -12,7 +12,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-use super::messages::{Deliver, Retire, Watch};
+use super::messages::{Deliver, Retire, Wake, Watch};
 use crate::storage::{AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
 
 /// Most records one group commit stores.
@@ -262,5 +262,14 @@ impl Handler<Retire> for MailboxActor {
     fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
         self.retired = true;
         self.flush(ctx);
+    }
+}
+
+impl Handler<Wake> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        // Notifies every receiver without changing the last stored seq.
+        self.liveness.seq.send_modify(|_| {});
     }
 }

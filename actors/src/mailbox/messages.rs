@@ -21,3 +21,9 @@ pub struct Watch;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+/// Something became receivable without a write through this actor (a redelivery): wake the
+/// long-polls.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;

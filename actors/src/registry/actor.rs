@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::messages::{ActorCounts, CountActors, GetMailbox};
-use crate::mailbox::messages::Retire;
+use super::messages::{ActorCounts, CountActors, GetMailbox, Notify};
+use crate::mailbox::messages::{Retire, Wake};
 use crate::mailbox::{Liveness, MailboxActor};
-use crate::storage::StorageHandle;
+use crate::storage::{DeliverySettings, StorageHandle};
 
 /// What the registry needs to start actors.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct RegistrySettings {
     pub default_max_len: u64,
     /// A mailbox actor with no activity for this long is stopped (its data stays in storage).
     pub idle_timeout: Duration,
+    /// Config `[delivery]`: ack timeout, backoff, attempts.
+    pub delivery: DeliverySettings,
 }
 
 pub struct Registry {
@@ -84,6 +86,17 @@ impl Handler<GetMailbox> for Registry {
         let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l));
         self.mailboxes.insert(msg.name, (addr.clone(), live));
         MessageResult(addr)
+    }
+}
+
+impl Handler<Notify> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
+        // Only a live actor can have waiters; an absent one has nobody to wake.
+        if let Some((addr, _)) = self.mailboxes.get(&msg.name) {
+            addr.do_send(Wake);
+        }
     }
 }
 
