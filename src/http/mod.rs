@@ -1,6 +1,8 @@
 //! The REST face: one file per resource. Handlers authenticate, check permission, then call
 //! the engine through its handles. They never touch storage.
 
+pub mod dead_letters;
+pub mod delivery;
 pub mod health;
 pub mod mailboxes;
 pub mod messages;
@@ -21,7 +23,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/v1")
             .configure(messages::routes)
-            .configure(mailboxes::routes),
+            .configure(mailboxes::routes)
+            .configure(delivery::routes)
+            .configure(dead_letters::routes),
     )
     .configure(health::routes);
 }
