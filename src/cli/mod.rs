@@ -4,6 +4,7 @@
 
 mod bench;
 mod commands;
+mod delivery;
 
 use std::path::PathBuf;
 
@@ -61,6 +62,14 @@ pub enum Command {
     Send(Box<commands::SendArgs>),
     /// Browse a mailbox (default: the token's own).
     Inbox(commands::InboxArgs),
+    /// Consume messages: each is a delivery attempt; ack or nack those that require it.
+    Receive(delivery::ReceiveArgs),
+    /// Acknowledge a received message.
+    Ack(delivery::AckArgs),
+    /// Refuse a received message: dead-letter it, or `--requeue` it for redelivery.
+    Nack(delivery::NackArgs),
+    /// Inspect, requeue and purge dead letters.
+    Dlq(delivery::DlqArgs),
     /// Check that the broker is ready.
     Health {
         #[command(flatten)]
@@ -98,6 +107,10 @@ pub fn main() -> i32 {
                 match other {
                     Command::Send(a) => commands::send(*a).await,
                     Command::Inbox(a) => commands::inbox(a).await,
+                    Command::Receive(a) => delivery::receive(a).await,
+                    Command::Ack(a) => delivery::ack(a).await,
+                    Command::Nack(a) => delivery::nack(a).await,
+                    Command::Dlq(a) => delivery::dlq(a).await,
                     Command::Health { conn, json } => commands::health(&conn, json).await,
                     Command::Bench(a) => bench::run(a).await,
                     Command::Serve { .. } | Command::Token { .. } => Ok(()),
