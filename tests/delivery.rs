@@ -409,3 +409,25 @@ async fn retry_schedule_survives_a_broker_crash() {
     }
     assert_eq!(pending_acks(&b, "bob").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_retry_schedule_is_rebuilt_at_start() {
+    let mut b = Broker::start_with(EngineKind::Redis, FAST);
+    let m = b
+        .send("alice", "bob", json!({"payload": "x", "require_ack": true}))
+        .await;
+    assert_eq!(receive(&b, "bob", "bob", 1, 0).await.len(), 1);
+    // As if the broker had died between the mailbox's update and the schedule's.
+    let port = b.redis.as_ref().expect("redis").port.to_string();
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &port, "DEL", "mailbox:retry"])
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    b.crash_and_restart();
+    let got = receive(&b, "bob", "bob", 1, 15).await;
+    assert_eq!(
+        (got.len(), &got[0]["id"], &got[0]["attempt"]),
+        (1, &m["id"], &json!(2))
+    );
+}
