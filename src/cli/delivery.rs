@@ -204,7 +204,7 @@ pub async fn dlq(a: DlqArgs) -> Result<(), String> {
                     "{:<26} {:<13} {:<8} {:<16} {:<24} {:<26} {}",
                     s("id"),
                     s("reason"),
-                    d["attempts"],
+                    d["attempts"].to_string(),
                     s("mailbox"),
                     s("failed_at"),
                     d["message"]["id"].as_str().unwrap_or_default(),
