@@ -332,7 +332,25 @@ async fn dead_letter_permissions(b: &Broker) {
     );
 }
 
+/// Dead letters kept for one second only.
+const SHORT_RETENTION: &[(&str, &str)] = &[("MAILBOX__DEAD_LETTER__RETENTION_SECONDS", "1")];
+
+async fn dead_letters_past_retention_are_removed(b: &Broker) {
+    let m = b
+        .send("alice", "bob", json!({"payload": "x", "require_ack": true}))
+        .await;
+    receive(b, "bob", "bob", 1, 0).await;
+    let (s, _) = settle(b, "bob", "bob", &m["id"], "nack", json!({})).await;
+    assert_eq!(s, 200);
+    assert_eq!(dead_letters(b, "").await.len(), 1);
+    eventually(Duration::from_secs(10), "the retention cleanup", || async {
+        dead_letters(b, "").await.is_empty().then_some(())
+    })
+    .await;
+}
+
 on_both_engines!(
+    dead_letters_past_retention_are_removed: SHORT_RETENTION,
     dead_letters_requeue_delete_and_purge: SLOW,
     expired_messages_are_never_handed_over: FAST,
     overflow_evicts_unacked_into_dead_letters: SLOW,
