@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
 use mailbox_actors::model::MessageLimits;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
+use mailbox_actors::retry::{RetryHandle, RetrySettings};
 use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
-use mailbox_actors::storage::{Engine, StorageHandle};
+use mailbox_actors::storage::{DeliverySettings, Engine, StorageHandle};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::TokenAuthority;
@@ -22,6 +24,9 @@ use crate::http;
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
     pub registry: RegistryHandle,
+    pub dead_letters: DeadLetterHandle,
+    /// Kept so the scheduler lives as long as the server (it runs on its own timer).
+    pub retry: RetryHandle,
     pub permissions: PermissionHandle,
     pub tokens: TokenAuthority,
     /// Message rules derived from `[limits]`.
@@ -90,7 +95,21 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
                 ),
                 EngineKind::Memory => None,
             },
+            delivery: DeliverySettings {
+                ack_timeout: Duration::from_secs(config.delivery.ack_timeout_seconds),
+                backoff_base_ms: config.delivery.backoff_base_ms,
+                backoff_multiplier: config.delivery.backoff_multiplier,
+                backoff_max_ms: config.delivery.backoff_max_ms,
+                max_attempts: config.delivery.max_attempts,
+            },
         },
+    );
+    let retry = RetryHandle::start(registry.clone(), RetrySettings::default());
+    let dead_letters = DeadLetterHandle::start(
+        registry.clone(),
+        DeadLetterSettings::new(Duration::from_secs(
+            config.dead_letter.retention_seconds.max(1),
+        )),
     );
     let permissions = PermissionHandle::start(PermissionSettings {
         model: config.permissions.model.clone(),
@@ -101,6 +120,8 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     let registry_for_shutdown = registry.clone();
     let state = web::Data::new(AppState {
         registry,
+        dead_letters,
+        retry,
         permissions,
         tokens: TokenAuthority::new(&config.auth)?,
         limits: MessageLimits {

@@ -44,6 +44,7 @@ impl From<StorageError> for Error {
             StorageError::UnknownMessage(id) => Error::NotFound {
                 what: format!("message `{id}`"),
             },
+            e @ StorageError::NotPending { .. } => Error::Conflict(e.to_string()),
             StorageError::Corrupt(m) => Error::Internal(m),
         }
     }

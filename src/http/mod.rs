@@ -1,6 +1,8 @@
 //! The REST face: one file per resource. Handlers authenticate, check permission, then call
 //! the engine through its handles. They never touch storage.
 
+pub mod dead_letters;
+pub mod delivery;
 pub mod health;
 pub mod mailboxes;
 pub mod messages;
@@ -22,7 +24,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .configure(messages::routes)
             .configure(mailboxes::routes)
-            .configure(crate::ws::routes),
+            .configure(crate::ws::routes)
+            .configure(delivery::routes)
+            .configure(dead_letters::routes),
     )
     .configure(health::routes);
 }

@@ -13,7 +13,8 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
 use super::messages::{
-    AddSubscriber, Deliver, Pushed, RemoteAppend, RemoveSubscriber, Retire, SubscriberKey, Watch,
+    AddSubscriber, Deliver, Pushed, RemoteAppend, RemoveSubscriber, Retire, SubscriberKey, Wake,
+    Watch,
 };
 use crate::storage::events::EventBus;
 use crate::storage::{decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
@@ -387,5 +388,14 @@ impl Handler<RemoteAppend> for MailboxActor {
             }
             Err(e) => tracing::debug!(mailbox = %act.name, error = %e, "cannot fetch remote messages to push"),
         }));
+    }
+}
+
+impl Handler<Wake> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        // Notifies every receiver without changing the last stored seq.
+        self.liveness.seq.send_modify(|_| {});
     }
 }

@@ -64,3 +64,8 @@ pub struct RemoveSubscriber {
 pub struct RemoteAppend {
     pub seq: u64,
 }
+/// Something became receivable without a write through this actor (a redelivery): wake the
+/// long-polls.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;

@@ -8,13 +8,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::{
-    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, RegisterSession,
+    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, Notify, RegisterSession,
     UnregisterSession,
 };
-use crate::mailbox::messages::Retire;
+use crate::mailbox::messages::{Retire, Wake};
 use crate::mailbox::{Liveness, MailboxActor};
 use crate::storage::events::{EventBus, StreamAppended};
-use crate::storage::StorageHandle;
+use crate::storage::{DeliverySettings, StorageHandle};
 
 /// What the registry needs to start actors.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct RegistrySettings {
     pub idle_timeout: Duration,
     /// Cross-node announcements (Redis engine); `None` for a single node.
     pub bus: Option<EventBus>,
+    /// Config `[delivery]`: ack timeout, backoff, attempts.
+    pub delivery: DeliverySettings,
 }
 
 /// Shared map of live mailbox actors (see `Registry::directory`).
@@ -114,6 +116,17 @@ impl Handler<GetMailbox> for Registry {
             .insert(msg.name.clone(), addr.clone());
         self.mailboxes.insert(msg.name, (addr.clone(), live));
         MessageResult(addr)
+    }
+}
+
+impl Handler<Notify> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
+        // Only a live actor can have waiters; an absent one has nobody to wake.
+        if let Some((addr, _)) = self.mailboxes.get(&msg.name) {
+            addr.do_send(Wake);
+        }
     }
 }
 

@@ -1,21 +1,23 @@
 //! The registry and the send path: a validated, permitted request becomes stored copies.
 
 pub mod actor;
+pub mod batch;
 pub mod messages;
 
 use actix::prelude::*;
 use chrono::Utc;
 
 pub use actor::{Registry, RegistrySettings};
+pub use batch::{BatchError, BatchItem, MAX_BATCH};
 pub use messages::{ActorCounts, CloseSession};
 
 use crate::error::Error;
 use crate::mailbox::{MailboxActor, MailboxHandle};
 use crate::model::{self, Address, SendRequest};
-use crate::storage::{encode, Appended, NewRecord, StorageHandle};
+use crate::storage::{Appended, DeliverySettings, NewRecord, StorageHandle};
 
 /// What a send answers (`201 {id, status, recipients}`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SendReceipt {
     pub id: String,
     pub status: &'static str,
@@ -31,6 +33,9 @@ pub struct RegistryHandle {
     addr: Addr<Registry>,
     storage: StorageHandle,
     directory: actor::Directory,
+    delivery: DeliverySettings,
+    /// `limits.mailbox_max_len` (batch capacity checks).
+    default_max_len: u64,
 }
 
 impl RegistryHandle {
@@ -39,16 +44,32 @@ impl RegistryHandle {
         let s = storage.clone();
         let directory = actor::Directory::default();
         let d = directory.clone();
+        let delivery = settings.delivery.clone();
+        let default_max_len = settings.default_max_len;
         let addr = Supervisor::start(move |_| Registry::new(s, settings, d));
         Self {
             addr,
             storage,
             directory,
+            delivery,
+            default_max_len,
         }
     }
 
     pub fn storage(&self) -> &StorageHandle {
         &self.storage
+    }
+
+    /// Config `[delivery]`.
+    pub fn delivery(&self) -> &DeliverySettings {
+        &self.delivery
+    }
+
+    /// Wakes the long-polls of a mailbox (if it has a live actor on this node).
+    pub fn notify(&self, name: &str) {
+        self.addr.do_send(messages::Notify {
+            name: name.to_owned(),
+        });
     }
 
     pub fn mailbox(&self, name: &str) -> MailboxHandle {
@@ -118,11 +139,7 @@ impl RegistryHandle {
         };
         let mut env = req.into_envelope(from, model::new_id(), Utc::now());
         env.mailbox = Some(name.clone());
-        let record = NewRecord {
-            id: env.id.clone(),
-            record: encode(&env)?,
-            idempotency: idempotency_key.map(|k| format!("{from}:{k}")),
-        };
+        let record = NewRecord::of(&env, idempotency_key.map(|k| format!("{from}:{k}")))?;
         let outcome = self.mailbox(name).deliver(vec![record]).await?;
         let (id, seq) = match outcome.results.first() {
             Some(Appended::Stored { seq }) => (env.id.clone(), *seq),

@@ -281,3 +281,5 @@ impl StorageHandle {
         self.call(KnownAgents {}).await?
     }
 }
+
+mod delivery;

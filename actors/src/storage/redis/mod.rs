@@ -8,7 +8,22 @@
 //! - `P:mb:{bob}:upto`   hash: reader -> highest seq read in one sweep
 //! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
 //! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
+//! - `P:mb:{bob}:ready`  zset: receivable now, score = priority rank * 1e13 + seq, member = seq
+//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms` of every message not yet settled
+//! - `P:mb:{bob}:att`    hash: seq -> delivery attempts made
+//! - `P:mb:{bob}:flight` zset: in flight, score = ack deadline (ms)
+//! - `P:mb:{bob}:wait`   zset: awaiting redelivery, score = due time (ms)
+//! - `P:mb:{bob}:dead`   hash: dead-letter outbox, `<seq>` -> `reason|attempts|failed_at|error`,
+//!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
+//!
+//! Global keys, written in a separate step that is safe to repeat (see [`delivery`]):
+//! - `P:retry`           zset: `<mailbox>\n<seq>` by due time (ms); never later than the truth
+//! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
+//! - `P:dlq:dl:<id>`     string: JSON header line, then the record
+
+mod delivery;
+mod dlq;
 
 use std::time::Duration;
 
@@ -36,6 +51,8 @@ struct Scripts {
     append: Script,
     mark_read: Script,
     stats: Script,
+    delivery: Script,
+    schedule: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -88,15 +105,22 @@ impl RedisEngine {
             prefix: settings.key_prefix.clone(),
             timeout: settings.command_timeout,
             scripts: std::sync::Arc::new(Scripts {
-                append: Script::new(include_str!("scripts/append.lua")),
-                mark_read: Script::new(include_str!("scripts/mark_read.lua")),
-                stats: Script::new(include_str!("scripts/stats.lua")),
+                append: Script::new(include_str!("../scripts/append.lua")),
+                mark_read: Script::new(include_str!("../scripts/mark_read.lua")),
+                stats: Script::new(include_str!("../scripts/stats.lua")),
+                delivery: Script::new(include_str!("../scripts/delivery.lua")),
+                schedule: Script::new(include_str!("../scripts/schedule.lua")),
             }),
         })
     }
 
     fn key(&self, mailbox: &str, part: &str) -> String {
         format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+    }
+
+    /// A key outside every mailbox's slot (retry schedule, dead-letter queue).
+    fn global(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StorageError> {
@@ -127,12 +151,15 @@ impl RedisEngine {
         default_max_len: u64,
     ) -> Result<AppendOutcome, StorageError> {
         let mut inv = self.scripts.append.key(self.key(mailbox, "meta"));
-        inv.key(self.key(mailbox, "msgs"))
-            .key(self.key(mailbox, "ids"));
+        for part in [
+            "msgs", "ids", "ready", "dm", "att", "flight", "wait", "dead",
+        ] {
+            inv.key(self.key(mailbox, part));
+        }
         inv.arg(default_max_len)
             .arg(Utc::now().timestamp_millis())
             .arg(records.len());
-        let mut next_key = 4;
+        let mut next_key = 10;
         for r in &records {
             inv.arg(&r.id).arg(&r.record[..]);
             match &r.idempotency {
@@ -145,6 +172,9 @@ impl RedisEngine {
                     inv.arg(0);
                 }
             }
+            inv.arg(r.delivery.rank)
+                .arg(u8::from(r.delivery.require_ack))
+                .arg(r.delivery.expires_ms);
         }
         let mut c = self.conn().await?;
         let reply: Value = self.timed(inv.invoke_async(&mut c)).await?;
@@ -164,6 +194,8 @@ impl RedisEngine {
         else {
             return Err(corrupt("append"));
         };
+        let buried = delivery::parse_buried(parts.get(2))?;
+        let expiring = delivery::parse_pairs(parts.get(3))?;
         let mut out = AppendOutcome::default();
         for r in results {
             let Value::Array(r) = r else {
@@ -186,6 +218,9 @@ impl RedisEngine {
                 });
             }
         }
+        // The second, repeatable step: global schedule and dead-letter queue.
+        self.schedule_at(&mut c, mailbox, &expiring).await;
+        self.flush_buried(&mut c, mailbox, buried).await;
         Ok(out)
     }
 
@@ -279,6 +314,8 @@ impl RedisEngine {
         inv.key(self.key(mailbox, "msgs"))
             .key(self.key(mailbox, "upto"))
             .key(self.key(mailbox, &format!("rd:{reader}")))
+            .key(self.key(mailbox, "flight"))
+            .key(self.key(mailbox, "wait"))
             .arg(reader);
         let mut c = self.conn().await?;
         let r: Vec<Value> = self.timed(inv.invoke_async(&mut c)).await?;
@@ -298,6 +335,7 @@ impl RedisEngine {
                 },
                 retention_seconds: num(6),
             },
+            pending_acks: num(7).unwrap_or_default(),
         })
     }
 
@@ -391,7 +429,9 @@ impl RedisEngine {
             "retention_seconds",
         ]);
         let mut del = redis::cmd("DEL");
-        for part in ["msgs", "ids", "upto"] {
+        for part in [
+            "msgs", "ids", "upto", "ready", "dm", "att", "flight", "wait", "dead",
+        ] {
             del.arg(self.key(mailbox, part));
         }
         for r in readers {

@@ -1,12 +1,16 @@
 //! The in-memory engine: zero-dependency mode. Same behaviour as Redis, nothing kept across
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
+//! Delivery state (receive, acks, retry schedule, dead letters) is in [`delivery`].
 
-use std::collections::{BTreeMap, HashMap};
+mod delivery;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::delivery::{Buried, DeadReason, DeliveryMeta};
 use super::{
     record_id, AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
     StoredRecord,
@@ -23,6 +27,16 @@ struct Mailbox {
     messages: BTreeMap<u64, Vec<u8>>,
     ids: HashMap<String, u64>,
     reads: HashMap<String, ReadState>,
+    /// Receivable now, by (priority rank, seq).
+    ready: BTreeSet<(u8, u64)>,
+    /// Delivery meta of every message not yet consumed, acked or dead-lettered.
+    dm: HashMap<u64, DeliveryMeta>,
+    /// Attempts made so far.
+    att: HashMap<u64, u32>,
+    /// In flight: seq -> ack deadline (ms).
+    flight: HashMap<u64, i64>,
+    /// Awaiting redelivery: seq -> due (ms).
+    wait: HashMap<u64, i64>,
 }
 
 impl Mailbox {
@@ -36,6 +50,11 @@ impl Mailbox {
 struct State {
     mailboxes: HashMap<String, Mailbox>,
     idempotency: HashMap<(String, String), (String, u64, Instant)>,
+    /// The retry schedule: (due ms, mailbox, seq). Entries are hints, checked against the
+    /// mailbox's state when they fall due.
+    schedule: BTreeSet<(i64, String, u64)>,
+    /// Dead letters by id (time-sortable), in the same stored form as the Redis engine's.
+    dlq: BTreeMap<String, Vec<u8>>,
 }
 
 /// Cloning is shallow: every clone shares the same state.
@@ -87,6 +106,8 @@ impl MemoryEngine {
         let max_len = mb.config.max_len.unwrap_or(default_max_len);
         let len = mb.messages.len() as u64;
         let mut evicted = Vec::new();
+        let mut buried = Vec::new();
+        let now_ms = Utc::now().timestamp_millis();
         if len + fresh > max_len {
             if mb.config.overflow == Overflow::Reject || fresh > max_len {
                 return Err(StorageError::MailboxFull {
@@ -97,12 +118,26 @@ impl MemoryEngine {
             for _ in 0..(len + fresh - max_len) {
                 if let Some((seq, record)) = mb.messages.pop_first() {
                     mb.ids.remove(record_id(&record));
+                    let awaited = mb.dm.get(&seq).is_some_and(|m| m.require_ack);
+                    let attempts = mb.att.get(&seq).copied().unwrap_or(0);
+                    mb.forget(seq);
+                    if awaited {
+                        buried.push(Buried {
+                            seq,
+                            reason: DeadReason::Evicted,
+                            attempts,
+                            failed_at_ms: now_ms,
+                            last_error: "evicted by overflow = drop_oldest".into(),
+                            record: record.clone(),
+                        });
+                    }
                     evicted.push(StoredRecord { seq, record });
                 }
             }
         }
         mb.created_at.get_or_insert_with(Utc::now);
         let mut stored_keys = Vec::new();
+        let mut expiring = Vec::new();
         for (slot, rec) in results.iter_mut().zip(records) {
             if slot.is_some() {
                 continue;
@@ -111,12 +146,25 @@ impl MemoryEngine {
             let seq = mb.seq;
             mb.ids.insert(rec.id.clone(), seq);
             mb.messages.insert(seq, rec.record);
+            mb.ready.insert((rec.delivery.rank, seq));
+            mb.dm.insert(seq, rec.delivery);
+            if rec.delivery.require_ack && rec.delivery.expires_ms > 0 {
+                expiring.push((rec.delivery.expires_ms, seq));
+            }
             if let Some(k) = rec.idempotency {
                 stored_keys.push(((mailbox.to_owned(), k), (rec.id, seq, now)));
             }
             *slot = Some(Appended::Stored { seq });
         }
         st.idempotency.extend(stored_keys);
+        st.schedule.extend(
+            expiring
+                .into_iter()
+                .map(|(due, seq)| (due, mailbox.to_owned(), seq)),
+        );
+        for b in buried {
+            st.bury(mailbox, b);
+        }
         Ok(AppendOutcome {
             results: results.into_iter().flatten().collect(),
             evicted,
@@ -203,6 +251,7 @@ impl MemoryEngine {
                 last_seq: mb.seq,
                 created_at: mb.created_at,
                 config: mb.config.clone(),
+                pending_acks: (mb.flight.len() + mb.wait.len()) as u64,
             })
             .unwrap_or_default())
     }
