@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::server::AppState;
 
 /// Longest nack reason kept with a dead letter.
-const MAX_REASON: usize = 1024;
+pub const MAX_REASON: usize = 1024;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/mailboxes/{name}/receive", web::post().to(receive))
@@ -125,7 +125,12 @@ async fn nack(
         .nack(&id, b.requeue, &reason)
         .await?;
     tracing::debug!(mailbox = %name, message_id = %id, requeue = b.requeue, ?outcome, "nacked");
-    Ok(HttpResponse::Ok().json(match outcome {
+    Ok(HttpResponse::Ok().json(nack_result(&id, outcome)))
+}
+
+/// The answer to a nack (REST body, WebSocket `ok` frame).
+pub fn nack_result(id: &str, outcome: NackOutcome) -> serde_json::Value {
+    match outcome {
         NackOutcome::Requeued {
             attempt,
             redeliver_at_ms,
@@ -141,5 +146,5 @@ async fn nack(
             "attempt": attempt,
             "reason": reason,
         }),
-    }))
+    }
 }

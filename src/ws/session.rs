@@ -291,11 +291,56 @@ impl WsSession {
                         }),
                 );
             }
-            ClientFrame::Ack { .. } | ClientFrame::Nack { .. } => self.error(
-                reference,
-                &ApiError::validation("op", "acks are not available on this broker yet"),
-                ctx,
-            ),
+            ClientFrame::Ack { mailbox, id, .. } => {
+                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
+                    return self.error(reference, &e, ctx);
+                }
+                let handle = self.state.registry.mailbox(&mailbox);
+                let fut = async move {
+                    handle
+                        .ack(&id)
+                        .await
+                        .map(|attempt| json!({ "id": id, "status": "acked", "attempt": attempt }))
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(v) => act.ok(reference, v, ctx),
+                    Err(e) => act.error(reference, &e.into(), ctx),
+                }));
+            }
+            ClientFrame::Nack {
+                mailbox,
+                id,
+                requeue,
+                reason,
+                ..
+            } => {
+                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
+                    return self.error(reference, &e, ctx);
+                }
+                let max = crate::http::delivery::MAX_REASON;
+                if reason.as_ref().is_some_and(|r| r.len() > max) {
+                    return self.error(
+                        reference,
+                        &ApiError::validation(
+                            "reason",
+                            format!("`reason` must be at most {max} bytes"),
+                        ),
+                        ctx,
+                    );
+                }
+                let reason = reason.unwrap_or_else(|| format!("nacked by {}", self.agent.id));
+                let handle = self.state.registry.mailbox(&mailbox);
+                let fut = async move {
+                    handle
+                        .nack(&id, requeue.unwrap_or(false), &reason)
+                        .await
+                        .map(|o| crate::http::delivery::nack_result(&id, o))
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(v) => act.ok(reference, v, ctx),
+                    Err(e) => act.error(reference, &e.into(), ctx),
+                }));
+            }
         }
     }
 
@@ -398,7 +443,29 @@ impl WsSession {
                     limit: REPLAY_PAGE,
                     ..Default::default()
                 };
-                let page = mailbox.browse(&reader, &q).await?;
+                let mut page = mailbox.browse(&reader, &q).await?;
+                // Replayed messages that await an ack are delivery attempts too: record them
+                // (in order, before sending) and stamp the attempt each one is.
+                let awaiting: Vec<u64> = page
+                    .messages
+                    .iter()
+                    .filter(|e| e.require_ack)
+                    .filter_map(|e| e.seq.parse().ok())
+                    .collect();
+                if !awaiting.is_empty() {
+                    let attempts: std::collections::HashMap<u64, u32> = mailbox
+                        .record_delivery(awaiting)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    for env in &mut page.messages {
+                        env.attempt = env
+                            .seq
+                            .parse()
+                            .ok()
+                            .and_then(|s: u64| attempts.get(&s).copied());
+                    }
+                }
                 for env in &page.messages {
                     let json = serde_json::to_string(env)
                         .map_err(|e| mailbox_actors::Error::Internal(e.to_string()))?;
@@ -463,6 +530,14 @@ impl WsSession {
             Mode::Live if check_gap && p.seq > sub.cursor + 1 => {
                 let sub_id = p.subscription.clone();
                 sub.mode = Mode::CatchingUp(vec![p]);
+                return self.catch_up(sub_id, false, ctx);
+            }
+            // A message that awaits an ack is a delivery attempt: it goes through the ordered
+            // storage path, which records the attempt before the frame leaves (so a `receive`
+            // elsewhere can never hold it at the same time).
+            Mode::Live if p.require_ack => {
+                let sub_id = p.subscription.clone();
+                sub.mode = Mode::CatchingUp(Vec::new());
                 return self.catch_up(sub_id, false, ctx);
             }
             Mode::Live => sub.cursor = p.seq,

@@ -225,6 +225,7 @@ impl MailboxActor {
                 seq,
                 json: json.clone(),
                 created_at_ms,
+                require_ack: env.require_ack,
             });
             true
         });

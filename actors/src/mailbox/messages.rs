@@ -41,6 +41,9 @@ pub struct Pushed {
     pub json: std::sync::Arc<str>,
     /// When the broker accepted it (for the delivery latency metric).
     pub created_at_ms: i64,
+    /// The message awaits an ack: a session sends it through its ordered path that records
+    /// the delivery attempt first.
+    pub require_ack: bool,
 }
 
 /// Push every message stored from now on to `recipient`; answers the last seq this node stored.
