@@ -26,5 +26,6 @@ pub mod model;
 pub mod permission;
 pub mod registry;
 pub mod storage;
+pub mod topic;
 
 pub use error::Error;
