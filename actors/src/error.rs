@@ -44,6 +44,9 @@ impl From<StorageError> for Error {
             StorageError::UnknownMessage(id) => Error::NotFound {
                 what: format!("message `{id}`"),
             },
+            StorageError::UnknownTopic(t) => Error::NotFound {
+                what: format!("topic `{t}`"),
+            },
             StorageError::Corrupt(m) => Error::Internal(m),
         }
     }

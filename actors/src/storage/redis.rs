@@ -9,6 +9,14 @@
 //! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
 //! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
+//!
+//! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
+//! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
+//! `drop_oldest`, `retention_seconds`), so a topic is never a mailbox nor a known agent:
+//! - `P:topics`          zset (all scores 0, ordered by name): every topic, for prefix listings
+//! - `P:{subs}:all`      hash: durable subscription id -> JSON
+//! - `P:{subs}:index`    hash: `<mailbox> <pattern>` -> id (one subscription per pair)
+//! - `P:{subs}:version`  counter bumped on every subscription change (nodes poll it)
 
 use std::time::Duration;
 
@@ -16,9 +24,11 @@ use chrono::{TimeZone, Utc};
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{Script, Value};
 
+mod topics;
+
 use super::{
     AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
-    StoredRecord,
+    StoredRecord, Stream,
 };
 use crate::model::{MailboxConfig, Overflow};
 
@@ -36,6 +46,9 @@ struct Scripts {
     append: Script,
     mark_read: Script,
     stats: Script,
+    trim: Script,
+    sub_add: Script,
+    sub_remove: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -69,6 +82,51 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("unexpected reply from Redis for {what}"))
 }
 
+/// Reads the append script's reply (see `scripts/append.lua`).
+fn parse_append(stream: &Stream, reply: Value) -> Result<AppendOutcome, StorageError> {
+    let Value::Array(parts) = reply else {
+        return Err(corrupt("append"));
+    };
+    if let Some(Value::BulkString(tag)) = parts.first() {
+        if tag == b"full" {
+            return Err(StorageError::MailboxFull {
+                mailbox: stream.name().to_owned(),
+                max_len: parts.get(1).and_then(as_u64).unwrap_or_default(),
+            });
+        }
+        if tag == b"missing" {
+            return Err(StorageError::UnknownTopic(stream.name().to_owned()));
+        }
+    }
+    let (Some(Value::Array(results)), Some(Value::Array(evicted))) = (parts.first(), parts.get(1))
+    else {
+        return Err(corrupt("append"));
+    };
+    let mut out = AppendOutcome::default();
+    for r in results {
+        let Value::Array(r) = r else {
+            return Err(corrupt("append"));
+        };
+        let kind = r.first().and_then(as_u64);
+        let seq = r.get(1).and_then(as_u64).ok_or_else(|| corrupt("append"))?;
+        out.results
+            .push(match (kind, r.get(2).and_then(as_string)) {
+                (Some(1), Some(id)) => Appended::Duplicate { id, seq },
+                _ => Appended::Stored { seq },
+            });
+    }
+    for pair in evicted.chunks(2) {
+        if let [seq, Value::BulkString(record)] = pair {
+            let seq = as_u64(seq).ok_or_else(|| corrupt("append"))?;
+            out.evicted.push(StoredRecord {
+                seq,
+                record: record.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
 impl RedisEngine {
     /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
@@ -91,12 +149,23 @@ impl RedisEngine {
                 append: Script::new(include_str!("scripts/append.lua")),
                 mark_read: Script::new(include_str!("scripts/mark_read.lua")),
                 stats: Script::new(include_str!("scripts/stats.lua")),
+                trim: Script::new(include_str!("scripts/trim.lua")),
+                sub_add: Script::new(include_str!("scripts/sub_add.lua")),
+                sub_remove: Script::new(include_str!("scripts/sub_remove.lua")),
             }),
         })
     }
 
     fn key(&self, mailbox: &str, part: &str) -> String {
         format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+    }
+
+    /// A key of a mailbox or a topic history.
+    fn stream_key(&self, stream: &Stream, part: &str) -> String {
+        match stream {
+            Stream::Mailbox(name) => self.key(name, part),
+            Stream::Topic(name) => format!("{}:tp:{{{name}}}:{part}", self.prefix),
+        }
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StorageError> {
@@ -126,72 +195,134 @@ impl RedisEngine {
         records: Vec<NewRecord>,
         default_max_len: u64,
     ) -> Result<AppendOutcome, StorageError> {
-        let mut inv = self.scripts.append.key(self.key(mailbox, "meta"));
-        inv.key(self.key(mailbox, "msgs"))
-            .key(self.key(mailbox, "ids"));
-        inv.arg(default_max_len)
-            .arg(Utc::now().timestamp_millis())
-            .arg(records.len());
-        let mut next_key = 4;
-        for r in &records {
-            inv.arg(&r.id).arg(&r.record[..]);
+        self.append_stream(
+            &Stream::Mailbox(mailbox.to_owned()),
+            records,
+            default_max_len,
+            None,
+        )
+        .await
+    }
+
+    /// Keys and arguments of the append script on one stream. `topic` is `Some(must_exist)`
+    /// for topic histories (they drop their oldest messages when full, and may be required to
+    /// exist already).
+    fn append_parts(
+        &self,
+        stream: &Stream,
+        records: &[NewRecord],
+        default_max_len: u64,
+        topic: Option<bool>,
+    ) -> (Vec<String>, Vec<Vec<u8>>) {
+        let mut keys = vec![
+            self.stream_key(stream, "meta"),
+            self.stream_key(stream, "msgs"),
+            self.stream_key(stream, "ids"),
+        ];
+        let mut args: Vec<Vec<u8>> = vec![
+            default_max_len.to_string().into_bytes(),
+            Utc::now().timestamp_millis().to_string().into_bytes(),
+            records.len().to_string().into_bytes(),
+        ];
+        for r in records {
+            args.push(r.id.clone().into_bytes());
+            args.push(r.record.clone());
             match &r.idempotency {
                 Some(k) => {
-                    inv.key(self.key(mailbox, &format!("idem:{k}")));
-                    inv.arg(next_key);
-                    next_key += 1;
+                    keys.push(self.stream_key(stream, &format!("idem:{k}")));
+                    args.push(keys.len().to_string().into_bytes());
                 }
-                None => {
-                    inv.arg(0);
-                }
+                None => args.push(b"0".to_vec()),
             }
+        }
+        if let Some(must_exist) = topic {
+            args.push(b"drop_oldest".to_vec());
+            args.push(if must_exist {
+                b"1".to_vec()
+            } else {
+                b"0".to_vec()
+            });
+        }
+        (keys, args)
+    }
+
+    /// The append script on one stream (see [`Self::append_parts`]).
+    async fn append_stream(
+        &self,
+        stream: &Stream,
+        records: Vec<NewRecord>,
+        default_max_len: u64,
+        topic: Option<bool>,
+    ) -> Result<AppendOutcome, StorageError> {
+        let (keys, args) = self.append_parts(stream, &records, default_max_len, topic);
+        let mut inv = self.scripts.append.prepare_invoke();
+        for k in keys {
+            inv.key(k);
+        }
+        for a in args {
+            inv.arg(a);
         }
         let mut c = self.conn().await?;
         let reply: Value = self.timed(inv.invoke_async(&mut c)).await?;
-        let Value::Array(parts) = reply else {
-            return Err(corrupt("append"));
-        };
-        if let (Some(Value::BulkString(tag)), Some(max)) = (parts.first(), parts.get(1)) {
-            if tag == b"full" {
-                return Err(StorageError::MailboxFull {
-                    mailbox: mailbox.to_owned(),
-                    max_len: as_u64(max).unwrap_or_default(),
-                });
-            }
+        parse_append(stream, reply)
+    }
+
+    /// Appends to many mailboxes in one round trip (a pipeline of append scripts) and records
+    /// their agents as known. Each mailbox's append is atomic on its own; answers one result
+    /// per item, in order.
+    pub async fn append_many(
+        &self,
+        items: Vec<(String, Vec<NewRecord>)>,
+        default_max_len: u64,
+    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        let (Some(Value::Array(results)), Some(Value::Array(evicted))) =
-            (parts.first(), parts.get(1))
-        else {
-            return Err(corrupt("append"));
-        };
-        let mut out = AppendOutcome::default();
-        for r in results {
-            let Value::Array(r) = r else {
-                return Err(corrupt("append"));
-            };
-            let kind = r.first().and_then(as_u64);
-            let seq = r.get(1).and_then(as_u64).ok_or_else(|| corrupt("append"))?;
-            out.results
-                .push(match (kind, r.get(2).and_then(as_string)) {
-                    (Some(1), Some(id)) => Appended::Duplicate { id, seq },
-                    _ => Appended::Stored { seq },
-                });
+        let streams: Vec<Stream> = items
+            .iter()
+            .map(|(m, _)| Stream::Mailbox(m.clone()))
+            .collect();
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for (stream, (_, records)) in streams.iter().zip(&items) {
+            let (keys, args) = self.append_parts(stream, records, default_max_len, None);
+            p.cmd("EVALSHA")
+                .arg(self.scripts.append.get_hash())
+                .arg(keys.len())
+                .arg(keys)
+                .arg(args);
         }
-        for pair in evicted.chunks(2) {
-            if let [seq, Value::BulkString(record)] = pair {
-                let seq = as_u64(seq).ok_or_else(|| corrupt("append"))?;
-                out.evicted.push(StoredRecord {
-                    seq,
-                    record: record.clone(),
-                });
-            }
+        p.cmd("SADD").arg(format!("{}:agents", self.prefix));
+        for (m, _) in &items {
+            p.arg(m);
         }
-        Ok(out)
+        let mut c = self.conn().await?;
+        let mut replies: Vec<redis::RedisResult<Value>> = self.timed(p.query_async(&mut c)).await?;
+        let no_script = replies.iter().any(|r| {
+            r.as_ref().is_err_and(|e| {
+                e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+            })
+        });
+        if no_script {
+            // Redis lost its scripts (restart, SCRIPT FLUSH): no append ran. Load, go again.
+            let _: String = self
+                .timed(self.scripts.append.prepare_invoke().load_async(&mut c))
+                .await?;
+            replies = self.timed(p.query_async(&mut c)).await?;
+        }
+        Ok(streams
+            .iter()
+            .zip(replies)
+            .map(|(stream, r)| match r {
+                Ok(v) => parse_append(stream, v),
+                Err(e) => Err(StorageError::from(e)),
+            })
+            .collect())
     }
 
     pub async fn range(
         &self,
-        mailbox: &str,
+        stream: &Stream,
         after: u64,
         before: Option<u64>,
         limit: usize,
@@ -201,7 +332,7 @@ impl RedisEngine {
         let raw: Vec<(Vec<u8>, f64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.key(mailbox, "msgs"))
+                    .arg(self.stream_key(stream, "msgs"))
                     .arg(format!("({after}"))
                     .arg(max)
                     .arg("WITHSCORES")

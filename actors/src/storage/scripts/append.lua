@@ -2,13 +2,19 @@
 -- KEYS[1] meta hash, KEYS[2] messages zset (score = seq, member = record), KEYS[3] id -> seq hash,
 -- KEYS[4..] idempotency keys (same hash tag).
 -- ARGV[1] default max length, ARGV[2] now (ms), ARGV[3] record count n,
--- then per record: id, record bytes, index into KEYS of its idempotency key (0 = none).
+-- then per record: id, record bytes, index into KEYS of its idempotency key (0 = none),
+-- then optionally (topic histories): the default overflow, and '1' if the stream must exist.
 -- Returns { results, evicted } where results[i] is {0, seq} (stored) or {1, seq, id} (duplicate)
--- and evicted is a flat list seq1, record1, seq2, record2...; or {"full", max_len}.
+-- and evicted is a flat list seq1, record1, seq2, record2...; or {"full", max_len}; or
+-- {"missing"} when the stream must exist and does not.
 local meta, msgs, ids = KEYS[1], KEYS[2], KEYS[3]
 local n = tonumber(ARGV[3])
+local tail = 4 + n * 3
+if ARGV[tail + 1] == '1' and redis.call('HEXISTS', meta, 'created_at') == 0 then
+  return {'missing'}
+end
 local max_len = tonumber(redis.call('HGET', meta, 'max_len') or ARGV[1])
-local overflow = redis.call('HGET', meta, 'overflow') or 'reject'
+local overflow = redis.call('HGET', meta, 'overflow') or ARGV[tail] or 'reject'
 
 local prior = {}
 local fresh = 0
