@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
-use mailbox_actors::model::MessageLimits;
+use mailbox_actors::model::{MessageLimits, TopicConfig};
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
 use mailbox_actors::storage::{Engine, StorageHandle};
+use mailbox_actors::topic::TopicSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::TokenAuthority;
@@ -80,6 +81,15 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         RegistrySettings {
             default_max_len: config.limits.mailbox_max_len,
             idle_timeout: Duration::from_secs(config.server.actor_idle_seconds.max(1)),
+            topics: TopicSettings {
+                auto_create: config.topics.auto_create,
+                defaults: TopicConfig {
+                    retention_max_len: Some(config.topics.retention_max_len),
+                    retention_seconds: (config.topics.retention_seconds > 0)
+                        .then_some(config.topics.retention_seconds),
+                },
+                trim_interval: Duration::from_secs(config.topics.trim_interval_seconds),
+            },
         },
     );
     let permissions = PermissionHandle::start(PermissionSettings {

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
 use super::messages::{
-    AddSubscriber, Deliver, Pushed, RemoveSubscriber, Retire, SubscriberKey, Watch,
+    AddSubscriber, Deliver, Pushed, RemoveSubscriber, Retire, Stored, SubscriberKey, Watch,
 };
 use crate::storage::{decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
 
@@ -294,6 +294,26 @@ impl Handler<Deliver> for MailboxActor {
                 ))
             })
         })
+    }
+}
+
+impl Handler<Stored> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
+        let mut last = 0;
+        for (seq, rec) in &msg.records {
+            last = last.max(*seq);
+            self.push(*seq, rec);
+        }
+        if last > 0 {
+            self.liveness.seq.send_if_modified(|s| {
+                let changed = last > *s;
+                *s = (*s).max(last);
+                changed
+            });
+        }
+        self.update_busy();
     }
 }
 
