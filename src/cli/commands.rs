@@ -123,7 +123,7 @@ pub struct SendArgs {
     idempotency_key: Option<String>,
 }
 
-fn client(conn: &Conn) -> Result<Client, String> {
+pub(super) fn client(conn: &Conn) -> Result<Client, String> {
     let token = conn
         .token
         .clone()
@@ -197,7 +197,7 @@ pub struct InboxArgs {
     json: bool,
 }
 
-fn preview(v: &Value, width: usize) -> String {
+pub(super) fn preview(v: &Value, width: usize) -> String {
     let s = match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -306,9 +306,14 @@ pub async fn listen(
         if json {
             println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
         } else {
+            // Topic messages carry their topic: seqs are per topic.
+            let seq = match &m.topic {
+                Some(t) => format!("{t}#{}", m.seq),
+                None => m.seq.clone(),
+            };
             println!(
                 "{:<8} {:<26} {:<16} {}",
-                m.seq,
+                seq,
                 m.id,
                 m.from,
                 preview(&m.payload, 80)

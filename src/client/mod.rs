@@ -1,5 +1,5 @@
-//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, health) and
-//! a reconnecting WebSocket [`Subscriber`].
+//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, topics,
+//! durable subscriptions, health) and a reconnecting WebSocket [`Subscriber`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailbox::client::ClientError> {
@@ -10,8 +10,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod topics;
 pub mod ws;
 
+pub use topics::{HistoryPage, TopicInfo, TopicList};
 pub use ws::Subscriber;
 
 use mailbox_actors::model::Envelope;
