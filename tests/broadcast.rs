@@ -1,4 +1,5 @@
-//! Broadcast to many known agents: every mailbox holds exactly one copy.
+//! Broadcast (to 10 000 known agents: one copy each; refused for non-admins) and retried
+//! fan-out sends (stored once).
 
 mod common;
 
@@ -112,4 +113,74 @@ async fn broadcast_reaches_every_known_agent_once(b: &Broker) {
     .await;
 }
 
-both_engines!(broadcast_reaches_every_known_agent_once);
+async fn non_admin_broadcast_is_refused_and_stores_nothing(b: &Broker) {
+    b.send("alice", "bob", json!({"payload": "hi"})).await;
+    let (s, v) = b
+        .post(
+            &b.token("alice"),
+            "/v1/messages",
+            &json!({"to": "broadcast", "payload": "all hands"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
+    );
+    assert_eq!(b.total("bob").await, 1, "nothing more was stored");
+    // An admin's broadcast reaches bob.
+    let (s, v) = b
+        .post(
+            &b.admin_token("ops"),
+            "/v1/messages",
+            &json!({"to": "broadcast", "payload": "all hands"}),
+        )
+        .await;
+    assert_eq!((s, &v["recipients"]), (201, &json!(1)), "{v}");
+    assert_eq!(b.total("bob").await, 2);
+}
+
+/// A send with an `Idempotency-Key` retried: the first answer again, nothing stored twice (the
+/// history once, each mailbox copy once).
+async fn retried_publish_and_broadcast_store_once(b: &Broker) {
+    let send = |token: String, body: Value, key: &'static str| {
+        let r = b
+            .http
+            .post(b.url("/v1/messages"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(&body);
+        async move { status_json(r.send().await.expect("send")).await }
+    };
+    let (s, _) = b
+        .post(
+            &b.token("bob"),
+            "/v1/subscriptions",
+            &json!({"pattern": "ops.#"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let body = json!({"to": "topic:ops.deploys", "payload": "v2"});
+    let (s1, first) = send(b.token("alice"), body.clone(), "deploy-v2").await;
+    let (s2, again) = send(b.token("alice"), body, "deploy-v2").await;
+    assert_eq!((s1, s2), (201, 201), "{first} {again}");
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(
+        (&first["recipients"], &again["recipients"]),
+        (&json!(2), &json!(2))
+    );
+    let (_, info) = b.get(&b.token("bob"), "/v1/topics/ops.deploys").await;
+    assert_eq!(info["total"], 1, "{info}");
+    assert_eq!(b.total("bob").await, 1);
+
+    let body = json!({"to": "broadcast", "payload": "freeze"});
+    let (_, first) = send(b.admin_token("ops"), body.clone(), "freeze-1").await;
+    let (_, again) = send(b.admin_token("ops"), body, "freeze-1").await;
+    assert_eq!(first["id"], again["id"], "{first} {again}");
+    assert_eq!(b.total("bob").await, 2, "one broadcast copy");
+}
+
+both_engines!(
+    broadcast_reaches_every_known_agent_once,
+    non_admin_broadcast_is_refused_and_stores_nothing,
+    retried_publish_and_broadcast_store_once,
+);
