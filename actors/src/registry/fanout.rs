@@ -158,6 +158,9 @@ impl RegistryHandle {
             record: encode(&env)?,
             idempotency: key.clone(),
         };
+        // Who gets a copy is settled first: if that cannot be known (storage down before the
+        // subscriptions were ever loaded), nothing is stored and the send can be retried.
+        let targets = self.router().durable_targets(topic).await?;
         let outcome = self.topic(topic).publish(vec![record]).await?;
         let (env, seq) = match outcome.results.first() {
             Some(Appended::Stored { seq }) => {
@@ -193,7 +196,6 @@ impl RegistryHandle {
             }
             None => return Err(Error::Internal("append answered no result".into())),
         };
-        let targets = self.router().durable_targets(topic).await?;
         let copy_key = key.map(|_| format!("copy:{}", env.id));
         let copies = copy_to_mailboxes(self, &env, targets, copy_key, "topic").await;
         tracing::debug!(message_id = %env.id, correlation_id = ?env.correlation_id, topic, seq, copies = copies.stored, "published");

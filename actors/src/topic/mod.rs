@@ -40,7 +40,7 @@ impl Default for TopicSettings {
                 retention_max_len: Some(10_000),
                 retention_seconds: None,
             },
-            trim_interval: Duration::from_secs(30),
+            trim_interval: Duration::from_secs(60),
         }
     }
 }
