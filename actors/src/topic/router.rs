@@ -29,11 +29,20 @@ use crate::storage::{StorageError, StorageHandle};
 /// How often the storage's subscription version is checked for changes made elsewhere.
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
+/// One live subscription.
+struct Live {
+    key: SubscriberKey,
+    pattern: String,
+    recipient: Recipient<Pushed>,
+}
+
 pub struct Router {
     storage: StorageHandle,
-    live: PatternTrie<SubscriberKey>,
-    /// Live subscriptions: key -> (pattern, where pushes go).
-    recipients: HashMap<SubscriberKey, (String, Recipient<Pushed>)>,
+    /// Live subscriptions by a router-local number (cheap to match, hash and copy).
+    live: PatternTrie<u64>,
+    recipients: HashMap<u64, Live>,
+    numbers: HashMap<SubscriberKey, u64>,
+    next_number: u64,
     /// Shared with the handle, so topic actors skip serializing when nobody listens live.
     live_count: Arc<AtomicUsize>,
     durable: PatternTrie<String>,
@@ -51,6 +60,8 @@ impl Router {
             storage,
             live: PatternTrie::new(),
             recipients: HashMap::new(),
+            numbers: HashMap::new(),
+            next_number: 0,
             live_count,
             durable: PatternTrie::new(),
             subs: HashMap::new(),
@@ -66,8 +77,15 @@ impl Router {
     }
 
     fn remove_live(&mut self, key: &SubscriberKey) {
-        if let Some((pattern, _)) = self.recipients.remove(key) {
-            self.live.remove(&pattern, key);
+        if let Some(n) = self.numbers.remove(key) {
+            self.forget(n);
+        }
+    }
+
+    fn forget(&mut self, n: u64) {
+        if let Some(live) = self.recipients.remove(&n) {
+            self.live.remove(&live.pattern, &n);
+            self.numbers.remove(&live.key);
         }
     }
 
@@ -83,13 +101,12 @@ impl Router {
     }
 
     fn targets(&self, topic: &str) -> Vec<String> {
-        let mailboxes: BTreeSet<&str> = self
-            .durable
-            .matches(topic)
-            .iter()
-            .filter_map(|id| self.subs.get(id))
-            .map(|s| s.mailbox.as_str())
-            .collect();
+        let mut mailboxes: BTreeSet<&str> = BTreeSet::new();
+        self.durable.for_each_match(topic, |id| {
+            if let Some(s) = self.subs.get(id) {
+                mailboxes.insert(s.mailbox.as_str());
+            }
+        });
         mailboxes.into_iter().map(str::to_owned).collect()
     }
 
@@ -145,9 +162,18 @@ impl Handler<AddLive> for Router {
 
     fn handle(&mut self, msg: AddLive, _: &mut Context<Self>) {
         self.remove_live(&msg.key);
-        self.live.insert(&msg.pattern, msg.key.clone());
-        self.recipients
-            .insert(msg.key, (msg.pattern, msg.recipient));
+        let n = self.next_number;
+        self.next_number += 1;
+        self.live.insert(&msg.pattern, n);
+        self.numbers.insert(msg.key.clone(), n);
+        self.recipients.insert(
+            n,
+            Live {
+                key: msg.key,
+                pattern: msg.pattern,
+                recipient: msg.recipient,
+            },
+        );
         self.set_live_count();
     }
 }
@@ -166,25 +192,26 @@ impl Handler<Route> for Router {
 
     fn handle(&mut self, msg: Route, _: &mut Context<Self>) {
         let mut gone = Vec::new();
-        for key in self.live.matches(&msg.topic) {
-            let Some((_, r)) = self.recipients.get(&key) else {
-                continue;
+        let recipients = &self.recipients;
+        self.live.for_each_match(&msg.topic, |n| {
+            let Some(live) = recipients.get(n) else {
+                return;
             };
-            if !r.connected() {
-                gone.push(key);
-                continue;
+            if !live.recipient.connected() {
+                gone.push(*n);
+                return;
             }
-            r.do_send(Pushed {
-                subscription: key.subscription.clone(),
+            live.recipient.do_send(Pushed {
+                subscription: live.key.subscription.clone(),
                 stream: msg.topic.clone(),
                 seq: msg.seq,
                 json: msg.json.clone(),
                 created_at_ms: msg.created_at_ms,
             });
-        }
+        });
         if !gone.is_empty() {
-            for key in &gone {
-                self.remove_live(key);
+            for n in gone {
+                self.forget(n);
             }
             self.set_live_count();
         }

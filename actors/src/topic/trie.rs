@@ -43,17 +43,17 @@ impl<K: Eq + Hash + Clone> Node<K> {
             && self.exact.is_empty()
     }
 
-    fn collect(&self, segs: &[&str], out: &mut Vec<K>) {
-        out.extend(self.rest.iter().cloned());
+    fn visit(&self, segs: &[&str], f: &mut impl FnMut(&K)) {
+        self.rest.iter().for_each(&mut *f);
         let Some((first, tail)) = segs.split_first() else {
-            out.extend(self.exact.iter().cloned());
+            self.exact.iter().for_each(f);
             return;
         };
         if let Some(child) = self.children.get(*first) {
-            child.collect(tail, out);
+            child.visit(tail, f);
         }
         if let Some(star) = &self.star {
-            star.collect(tail, out);
+            star.visit(tail, f);
         }
     }
 
@@ -151,10 +151,15 @@ impl<K: Eq + Hash + Clone> PatternTrie<K> {
     /// Every id whose pattern matches `topic`. An id stored under several matching patterns
     /// appears once per pattern; callers that need a set deduplicate.
     pub fn matches(&self, topic: &str) -> Vec<K> {
-        let segs: Vec<&str> = topic.split('.').collect();
         let mut out = Vec::new();
-        self.root.collect(&segs, &mut out);
+        self.for_each_match(topic, |id| out.push(id.clone()));
         out
+    }
+
+    /// Calls `f` with every id whose pattern matches `topic`, without collecting them.
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&K)) {
+        let segs: Vec<&str> = topic.split('.').collect();
+        self.root.visit(&segs, &mut f);
     }
 }
 
