@@ -465,7 +465,7 @@ impl WsSession {
         let Some(sub) = self.subs.get_mut(&p.subscription) else {
             return;
         };
-        if matches!(sub.source, Source::Pattern) {
+        if matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
             // Live only, and seqs come from many topics: nothing to order or resume.
             return self.push_out(&p, ctx);
         }

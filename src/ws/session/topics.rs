@@ -87,19 +87,35 @@ impl WsSession {
         let recipient = ctx.address().recipient();
         let pattern = pattern.to_owned();
         if !is_single_topic(&pattern) {
+            // Pushes that beat the `ok` wait for it, so the client hears of the subscription
+            // before its first message.
             self.subs.insert(
                 sub_id.clone(),
                 Subscription {
                     source: Source::Pattern,
                     cursor: 0,
-                    mode: Mode::Live,
+                    mode: Mode::CatchingUp(Vec::new()),
                 },
             );
             let fut = async move { router.add_live(key, &pattern, recipient).await };
             ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                Ok(()) => act.ok(reference, json!({ "subscription": sub_id }), ctx),
+                Ok(()) => {
+                    act.ok(reference, json!({ "subscription": sub_id }), ctx);
+                    let early = match act.subs.get_mut(&sub_id) {
+                        Some(sub) => match std::mem::replace(&mut sub.mode, Mode::Live) {
+                            Mode::CatchingUp(b) => b,
+                            Mode::Live => Vec::new(),
+                        },
+                        None => Vec::new(),
+                    };
+                    for p in early {
+                        act.push_out(&p, ctx);
+                    }
+                }
                 Err(e) => {
-                    act.subs.remove(&sub_id);
+                    if let Some(sub) = act.subs.remove(&sub_id) {
+                        act.detach(sub_id, sub.source);
+                    }
                     act.error(reference, &e.into(), ctx);
                 }
             }));
