@@ -6,6 +6,7 @@
 //! through its [`actor::StorageHandle`].
 
 pub mod actor;
+pub mod group;
 pub mod memory;
 pub mod redis;
 

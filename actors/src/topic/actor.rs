@@ -6,7 +6,7 @@
 //! matching live subscriptions. Copies into subscribers' mailboxes are made by the send path
 //! after this actor answers, so a large fan-out never holds up the topic's next write.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -16,12 +16,10 @@ use tokio::sync::{oneshot, watch};
 use super::messages::{Publish, RetireTopic, Route, WatchTopic};
 use super::router::RouterHandle;
 use super::TopicSettings;
+use crate::storage::group::{next_group, split as split_outcome};
 use crate::storage::{
     decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle, TopicAppend,
 };
-
-/// Most records one group commit stores.
-const MAX_GROUP: usize = 512;
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StorageError>>;
 
@@ -101,30 +99,6 @@ impl TopicActor {
             .store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Takes the next group of whole publishes: at most `MAX_GROUP` records, no idempotency
-    /// key twice (the storage would see the second as new within the same call).
-    fn next_group(&mut self) -> Vec<(Vec<NewRecord>, Reply)> {
-        let mut group = Vec::new();
-        let mut count = 0;
-        let mut keys = HashSet::new();
-        while let Some((records, _)) = self.queue.front() {
-            let fits = group.is_empty() || count + records.len() <= MAX_GROUP;
-            let clash = records
-                .iter()
-                .filter_map(|r| r.idempotency.as_ref())
-                .any(|k| keys.contains(k));
-            if !fits || clash {
-                break;
-            }
-            keys.extend(records.iter().filter_map(|r| r.idempotency.clone()));
-            count += records.len();
-            if let Some(item) = self.queue.pop_front() {
-                group.push(item);
-            }
-        }
-        group
-    }
-
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.writing || self.queue.is_empty() {
             if self.retired && !self.writing && self.queue.is_empty() {
@@ -133,7 +107,7 @@ impl TopicActor {
             self.update_busy();
             return;
         }
-        let group = self.next_group();
+        let group = next_group(&mut self.queue);
         self.writing = true;
         self.update_busy();
         let writer = Writer {
@@ -247,18 +221,10 @@ impl Writer {
     ) -> Vec<Result<AppendOutcome, StorageError>> {
         let all: Vec<NewRecord> = group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
         match self.append(all, known).await {
-            Ok(mut outcome) => {
-                let mut results = outcome.results.drain(..);
-                group
-                    .iter()
-                    .map(|(records, _)| {
-                        Ok(AppendOutcome {
-                            results: results.by_ref().take(records.len()).collect(),
-                            evicted: Vec::new(),
-                        })
-                    })
-                    .collect()
-            }
+            Ok(outcome) => split_outcome(outcome, group.iter().map(|(r, _)| r.len()))
+                .into_iter()
+                .map(Ok)
+                .collect(),
             Err(StorageError::MailboxFull { .. }) if group.len() > 1 => {
                 let mut out = Vec::with_capacity(group.len());
                 for (records, _) in group {
