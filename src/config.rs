@@ -252,6 +252,21 @@ impl Config {
         if self.topics.trim_interval_seconds == 0 {
             return Err(invalid("topics.trim_interval_seconds", "must be positive"));
         }
+        if self.delivery.ack_timeout_seconds == 0 {
+            return Err(invalid(
+                "delivery.ack_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if self.delivery.backoff_max_ms < self.delivery.backoff_base_ms {
+            return Err(invalid(
+                "delivery.backoff_max_ms",
+                "must be at least delivery.backoff_base_ms",
+            ));
+        }
+        if self.dead_letter.retention_seconds == 0 {
+            return Err(invalid("dead_letter.retention_seconds", "must be positive"));
+        }
         if self.delivery.max_attempts == 0 {
             return Err(invalid("delivery.max_attempts", "must be at least 1"));
         }

@@ -21,6 +21,9 @@ pub enum ApiError {
     RateLimited { message: String, retry_after: u64 },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// One item of a batch was refused; `details.index` names it.
+    #[error("messages[{index}]: {inner}")]
+    AtIndex { index: usize, inner: Box<ApiError> },
 }
 
 impl From<mailbox_actors::model::RequestError> for ApiError {
@@ -38,6 +41,14 @@ impl ApiError {
         ApiError::Engine(EngineError::NotFound { what: what.into() })
     }
 
+    /// This error, as the refusal of item `index` of a batch.
+    pub fn at_index(self, index: usize) -> Self {
+        ApiError::AtIndex {
+            index,
+            inner: Box::new(self),
+        }
+    }
+
     /// The SPEC section 7 code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -45,6 +56,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::PermissionDenied(_) => "permission_denied",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::AtIndex { inner, .. } => inner.code(),
             ApiError::Engine(e) => match e {
                 EngineError::Invalid { .. } => "validation_failed",
                 EngineError::TooLarge { .. } => "payload_too_large",
@@ -70,6 +82,13 @@ impl ApiError {
             ApiError::RateLimited { retry_after, .. } => {
                 json!({ "retry_after_seconds": retry_after })
             }
+            ApiError::AtIndex { index, inner } => {
+                let mut d = inner.details();
+                if let Value::Object(m) = &mut d {
+                    m.insert("index".into(), json!(index));
+                }
+                d
+            }
             _ => json!({}),
         }
     }
@@ -83,6 +102,9 @@ impl ApiError {
             ApiError::Engine(EngineError::Unavailable(_)) => {
                 "storage is unavailable; retry shortly".to_owned()
             }
+            ApiError::AtIndex { index, inner } => {
+                format!("messages[{index}]: {}", inner.client_message())
+            }
             other => other.to_string(),
         }
     }
@@ -95,6 +117,7 @@ impl ApiError {
         match self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
             ApiError::Engine(EngineError::Unavailable(_)) => Some(RETRY_AFTER_UNAVAILABLE),
+            ApiError::AtIndex { inner, .. } => inner.retry_after(),
             _ => None,
         }
     }
@@ -107,6 +130,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AtIndex { inner, .. } => inner.status_code(),
             ApiError::Engine(e) => match e {
                 EngineError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
                 EngineError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,7 +144,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match self {
+        let root = match self {
+            ApiError::AtIndex { inner, .. } => inner.as_ref(),
+            other => other,
+        };
+        match root {
             ApiError::Engine(EngineError::Internal(cause)) => {
                 tracing::error!(cause = %cause, "internal error")
             }
@@ -133,7 +161,7 @@ impl ResponseError for ApiError {
         if let Some(s) = self.retry_after() {
             res.insert_header((header::RETRY_AFTER, s.to_string()));
         }
-        if matches!(self, ApiError::Unauthenticated(_)) {
+        if matches!(root, ApiError::Unauthenticated(_)) {
             res.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         res.json(self.body())
@@ -203,6 +231,12 @@ mod tests {
             assert_eq!(e.code(), code);
             assert_eq!(e.body()["error"]["code"], code);
         }
+        let item = ApiError::validation("ttl_seconds", "x").at_index(3);
+        assert_eq!(item.status_code().as_u16(), 422);
+        assert_eq!(
+            item.body()["error"]["details"],
+            json!({"field": "ttl_seconds", "index": 3})
+        );
         let internal: ApiError = EngineError::Internal("secret cause".into()).into();
         assert!(!internal.client_message().contains("secret"));
     }

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
 use mailbox_actors::model::{MessageLimits, TopicConfig};
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
+use mailbox_actors::retry::{RetryHandle, RetrySettings};
+use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
-use mailbox_actors::storage::{Engine, StorageHandle};
+use mailbox_actors::storage::{DeliverySettings, Engine, StorageHandle};
 use mailbox_actors::topic::TopicSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
 
@@ -22,6 +25,9 @@ use crate::http;
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
     pub registry: RegistryHandle,
+    pub dead_letters: DeadLetterHandle,
+    /// Kept so the scheduler lives as long as the server (it runs on its own timer).
+    pub retry: RetryHandle,
     pub permissions: PermissionHandle,
     pub tokens: TokenAuthority,
     /// Message rules derived from `[limits]`.
@@ -29,6 +35,8 @@ pub struct AppState {
     pub limits_cfg: crate::config::Limits,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
+    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
+    pub rate: crate::ratelimit::RateLimiter,
     pub config: Arc<Config>,
 }
 
@@ -90,7 +98,28 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
                 },
                 trim_interval: Duration::from_secs(config.topics.trim_interval_seconds),
             },
+            bus: match config.storage.engine {
+                EngineKind::Redis => Some(
+                    EventBus::new(&config.redis.url, &config.redis.key_prefix, &node_id)
+                        .map_err(|e| StartError::Storage(e.into()))?,
+                ),
+                EngineKind::Memory => None,
+            },
+            delivery: DeliverySettings {
+                ack_timeout: Duration::from_secs(config.delivery.ack_timeout_seconds),
+                backoff_base_ms: config.delivery.backoff_base_ms,
+                backoff_multiplier: config.delivery.backoff_multiplier,
+                backoff_max_ms: config.delivery.backoff_max_ms,
+                max_attempts: config.delivery.max_attempts,
+            },
         },
+    );
+    let retry = RetryHandle::start(registry.clone(), RetrySettings::default());
+    let dead_letters = DeadLetterHandle::start(
+        registry.clone(),
+        DeadLetterSettings::new(Duration::from_secs(
+            config.dead_letter.retention_seconds.max(1),
+        )),
     );
     let permissions = PermissionHandle::start(PermissionSettings {
         model: config.permissions.model.clone(),
@@ -101,6 +130,8 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     let registry_for_shutdown = registry.clone();
     let state = web::Data::new(AppState {
         registry,
+        dead_letters,
+        retry,
         permissions,
         tokens: TokenAuthority::new(&config.auth)?,
         limits: MessageLimits {
@@ -110,6 +141,10 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         },
         limits_cfg: config.limits.clone(),
         node_id: node_id.clone(),
+        rate: crate::ratelimit::RateLimiter::new(
+            config.limits.rate_per_second,
+            config.limits.rate_burst,
+        ),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()
         } else {
@@ -130,6 +165,14 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
             .wrap_fn(http::observe)
             .configure(http::routes)
             .default_service(web::to(http::not_found))
+    })
+    // Small frames (pushes, answers) must leave at once: Nagle + delayed ACK adds ~40 ms.
+    .on_connect(|conn, _| {
+        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        }
     })
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
     .disable_signals()

@@ -579,6 +579,9 @@ async fn mailbox_settings_and_overflow(b: &Broker) {
         .expect("delete");
     assert_eq!(r.status().as_u16(), 204);
     assert_eq!(b.total("bob").await, 0);
+    // Seqs never restart: a cursor held from before the delete stays meaningful.
+    let r = b.send("alice", "bob", json!({"payload": 5})).await;
+    assert_eq!(r["seq"], "4");
 }
 
 async fn health_and_metrics(b: &Broker) {

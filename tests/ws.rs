@@ -300,7 +300,109 @@ async fn bad_token_is_refused_before_upgrade(b: &Broker) {
     assert_eq!(recv(&mut ws).await["agent"], "bob");
 }
 
+async fn pushes_are_delivery_attempts_settled_over_the_socket(b: &Broker) {
+    let mut ws = connect(b, "bob").await;
+    subscribe(&mut ws, "mailbox:bob", "latest").await;
+    let first = b
+        .send(
+            "alice",
+            "bob",
+            json!({"payload": "do it", "require_ack": true}),
+        )
+        .await;
+    let f = recv(&mut ws).await;
+    assert_eq!(
+        (f["message"]["id"].clone(), f["message"]["attempt"].clone()),
+        (first["id"].clone(), json!(1))
+    );
+    // In flight with the socket: a REST consumer does not get it too.
+    let (s, got) = b
+        .post(
+            &b.token("bob"),
+            "/v1/mailboxes/bob/receive",
+            &json!({"max": 10}),
+        )
+        .await;
+    assert_eq!(
+        (s, got["messages"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{got}"
+    );
+    send(
+        &mut ws,
+        json!({"op": "ack", "ref": "a", "mailbox": "bob", "id": first["id"]}),
+    )
+    .await;
+    let ok = recv(&mut ws).await;
+    assert_eq!(
+        (
+            ok["type"].as_str(),
+            ok["ref"].as_str(),
+            ok["status"].as_str()
+        ),
+        (Some("ok"), Some("a"), Some("acked")),
+        "{ok}"
+    );
+    send(
+        &mut ws,
+        json!({"op": "ack", "ref": "again", "mailbox": "bob", "id": first["id"]}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut ws).await["code"],
+        "conflict",
+        "a second ack is refused, harmlessly"
+    );
+
+    let second = b
+        .send(
+            "alice",
+            "bob",
+            json!({"payload": "no thanks", "require_ack": true}),
+        )
+        .await;
+    assert_eq!(recv(&mut ws).await["message"]["id"], second["id"]);
+    send(&mut ws, json!({"op": "nack", "ref": "n", "mailbox": "bob", "id": second["id"], "requeue": false, "reason": "cannot"})).await;
+    let ok = recv(&mut ws).await;
+    assert_eq!(
+        (ok["ref"].as_str(), ok["status"].as_str()),
+        (Some("n"), Some("dead_lettered")),
+        "{ok}"
+    );
+    let (_, dl) = b.get(&b.token("bob"), "/v1/dead-letters?mailbox=bob").await;
+    assert_eq!(dl["dead_letters"][0]["reason"], "rejected", "{dl}");
+    let (_, info) = b.get(&b.token("bob"), "/v1/mailboxes/bob").await;
+    assert_eq!(info["pending_acks"], 0);
+
+    // Replay counts too: settled messages come without an attempt, a fresh one as attempt 1.
+    drop(ws);
+    let third = b
+        .send(
+            "alice",
+            "bob",
+            json!({"payload": "while away", "require_ack": true}),
+        )
+        .await;
+    let mut ws = connect(b, "bob").await;
+    subscribe(&mut ws, "mailbox:bob", "beginning").await;
+    let replay: Vec<Value> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(recv(&mut ws).await["message"].clone());
+        }
+        v
+    };
+    assert_eq!(replay[2]["id"], third["id"]);
+    assert_eq!(
+        (replay[0].get("attempt"), replay[2]["attempt"].clone()),
+        (None, json!(1))
+    );
+    let (_, info) = b.get(&b.token("bob"), "/v1/mailboxes/bob").await;
+    assert_eq!(info["pending_acks"], 1, "the replayed one is in flight");
+}
+
 both_engines!(
+    pushes_are_delivery_attempts_settled_over_the_socket,
     rest_sends_are_pushed_once_in_order,
     resume_from_last_seq_gets_exactly_what_was_missed,
     unread_mode_and_ops_over_the_socket,
@@ -495,4 +597,34 @@ async fn a_thousand_concurrent_sessions() {
         text.lines().any(|l| l == "mailbox_ws_sessions 1000"),
         "gauge counts every session"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_accepted_by_node_a_reaches_a_session_on_node_b() {
+    let a = Broker::start(EngineKind::Redis);
+    let b = Broker::another_node(&a);
+    let mut ws = connect(&b, "bob").await;
+    subscribe(&mut ws, "mailbox:bob", "latest").await;
+    // The subscription made node B's mailbox actor live; node A accepts every send.
+    for i in 0..50 {
+        a.send("alice", "bob", json!({"payload": i})).await;
+    }
+    contiguous(&messages(&mut ws, 50).await, 1);
+    // A long-poll on node B wakes for a send accepted by node A.
+    let (http, url, token) = (
+        b.http.clone(),
+        b.url("/v1/mailboxes/bob/messages?after=50&wait=20"),
+        b.token("bob"),
+    );
+    let poll = tokio::spawn(async move {
+        common::status_json(http.get(url).bearer_auth(token).send().await.expect("poll")).await
+    });
+    let waker = a.send("alice", "bob", json!({"payload": "wake"})).await;
+    let (s, page) = tokio::time::timeout(WAIT, poll)
+        .await
+        .expect("poll answered")
+        .expect("task");
+    assert_eq!(s, 200);
+    assert_eq!(page["messages"][0]["id"], waker["id"]);
+    assert_eq!(messages(&mut ws, 1).await, vec![51]);
 }

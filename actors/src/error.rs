@@ -47,6 +47,7 @@ impl From<StorageError> for Error {
             StorageError::UnknownTopic(t) => Error::NotFound {
                 what: format!("topic `{t}`"),
             },
+            e @ StorageError::NotPending { .. } => Error::Conflict(e.to_string()),
             StorageError::Corrupt(m) => Error::Internal(m),
         }
     }

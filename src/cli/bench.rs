@@ -38,6 +38,22 @@ enum Scenario {
         #[arg(long, env = "MAILBOX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// N consumers doing receive → ack round trips on pre-filled mailboxes (one per consumer,
+    /// or the token's own mailbox shared by all when --token is given).
+    Ack {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 32)]
+        consumers: usize,
+        /// Round trips in all (the mailboxes are pre-filled with this many messages).
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Config whose secret mints the bench tokens (when --token is not given).
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Send → WebSocket push latency at a fixed rate.
     E2e {
         #[command(flatten)]
@@ -122,8 +138,12 @@ impl Figures {
     }
 
     pub fn print(&self, label: &str) {
+        self.print_as(label, "msgs/s");
+    }
+
+    pub fn print_as(&self, label: &str, unit: &str) {
         println!(
-            "{label:<10} {:>10.0} msgs/s   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   ok {} errors {}",
+            "{label:<10} {:>10.0} {unit}   p50 {:>7.3} ms   p99 {:>7.3} ms   p999 {:>7.3} ms   ok {} errors {}",
             self.rate(),
             self.pct(0.50),
             self.pct(0.99),
@@ -203,6 +223,13 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             raw_redis,
             config,
         } => send_rest(conn, clients.max(1), messages, size, raw_redis, config).await,
+        Scenario::Ack {
+            conn,
+            consumers,
+            messages,
+            size,
+            config,
+        } => ack(conn, consumers.max(1), messages, size, config).await,
         Scenario::E2e {
             conn,
             rate,
@@ -264,6 +291,97 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
     }
 }
 
+/// One client per bench agent `<prefix>-<n>`, or the given token for all.
+fn bench_clients(
+    conn: &Conn,
+    n: usize,
+    prefix: &str,
+    config: Option<&std::path::Path>,
+) -> Result<Vec<Client>, String> {
+    let authority = match &conn.token {
+        Some(_) => None,
+        None => Some(authority(config)?),
+    };
+    let mut pool = Vec::with_capacity(n);
+    for c in 0..n {
+        let token = match (&conn.token, &authority) {
+            (Some(t), _) => t.clone(),
+            (None, Some(a)) => {
+                a.mint(&format!("{prefix}-{c}"), &[], Some(3600))
+                    .map_err(|e| e.client_message())?
+                    .0
+            }
+            (None, None) => return Err("no token".into()),
+        };
+        pool.push(Client::new(&conn.url, Some(token)).map_err(|e| e.to_string())?);
+    }
+    Ok(pool)
+}
+
+/// The `ack` scenario: pre-fill, then receive → ack round trips.
+async fn ack(
+    conn: Conn,
+    consumers: usize,
+    messages: usize,
+    size: usize,
+    config: Option<PathBuf>,
+) -> Result<(), String> {
+    println!(
+        "ack: {consumers} consumers, {messages} receive→ack round trips on {size} B messages, broker {}",
+        conn.url
+    );
+    let pool = bench_clients(&conn, consumers, "bench-ack", config.as_deref())?;
+    let mailboxes: Vec<String> = match &conn.token {
+        Some(t) => {
+            let own = crate::client::token_subject(t).ok_or("cannot tell the token's agent")?;
+            vec![own; consumers]
+        }
+        None => (0..consumers).map(|c| format!("bench-ack-{c}")).collect(),
+    };
+    // Pre-fill each consumer's share with batches of 100.
+    let payload = "x".repeat(size);
+    let fill = bar(messages, "pre-fill");
+    for c in 0..consumers {
+        let mut left = messages / consumers + usize::from(c < messages % consumers);
+        while left > 0 {
+            let n = left.min(100);
+            let items: Vec<_> = (0..n)
+                .map(|_| json!({"to": format!("mailbox:{}", mailboxes[c]), "payload": payload, "require_ack": true}))
+                .collect();
+            pool[c]
+                .raw(
+                    reqwest::Method::POST,
+                    "/v1/messages/batch",
+                    Some(&json!({ "messages": items })),
+                )
+                .await
+                .map_err(|e| format!("pre-fill: {e}"))?;
+            fill.inc(n as u64);
+            left -= n;
+        }
+    }
+    fill.finish_and_clear();
+    let (pool, mailboxes) = (Arc::new(pool), Arc::new(mailboxes));
+    let figures = {
+        let (pool, mailboxes) = (pool.clone(), mailboxes.clone());
+        drive(consumers, messages, "receive+ack", move |c, _| {
+            let (pool, mailboxes) = (pool.clone(), mailboxes.clone());
+            async move {
+                let Ok(got) = pool[c].receive(&mailboxes[c], 1, 0).await else {
+                    return false;
+                };
+                match got.first() {
+                    Some(m) => pool[c].ack(&mailboxes[c], &m.id).await.is_ok(),
+                    None => false,
+                }
+            }
+        })
+        .await
+    };
+    figures.print_as("ack", "round trips/s");
+    Ok(())
+}
+
 async fn send_rest(
     conn: Conn,
     clients: usize,
@@ -276,34 +394,20 @@ async fn send_rest(
         "send-rest: {clients} clients, {messages} messages of {size} B, broker {}",
         conn.url
     );
-    // One agent per client (rate limits are per agent), each sending to its own mailbox.
+    // One agent per client (rate limits are per agent).
+    let pool = bench_clients(&conn, clients, "bench", config.as_deref())?;
     let authority = match &conn.token {
         Some(_) => None,
-        None => Some(
-            crate::auth::TokenAuthority::new(
-                &Config::load(config.as_deref())
-                    .map_err(|e| e.to_string())?
-                    .auth,
-            )
-            .map_err(|e| e.to_string())?,
-        ),
+        None => Some(authority(config.as_deref())?),
     };
-    let mut pool = Vec::with_capacity(clients);
-    for c in 0..clients {
-        let token = match (&conn.token, &authority) {
-            (Some(t), _) => t.clone(),
-            (None, Some(a)) => {
-                a.mint(&format!("bench-{c}"), &[], Some(3600))
-                    .map_err(|e| e.client_message())?
-                    .0
-            }
-            (None, None) => return Err("no token".into()),
-        };
-        pool.push(Client::new(&conn.url, Some(token)).map_err(|e| e.to_string())?);
-    }
     let pool = Arc::new(pool);
     let payload = "x".repeat(size);
-    let body = Arc::new(json!({ "to": "mailbox:bench-sink", "payload": payload }));
+    // A fresh sink per run, so earlier runs never fill it; removed afterwards when we can.
+    let sink = format!(
+        "bench-sink-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let body = Arc::new(json!({ "to": format!("mailbox:{sink}"), "payload": payload }));
     let broker = {
         let (pool, body) = (pool.clone(), body.clone());
         drive(clients, messages, "broker", move |c, _| {
@@ -316,6 +420,23 @@ async fn send_rest(
     if broker.errors > 0 {
         if let Err(e) = pool[0].send(&*body).await {
             println!("first error: {e}");
+        }
+    }
+    if let Some(a) = &authority {
+        let owner = a
+            .mint(&sink, &[], Some(600))
+            .map_err(|e| e.client_message())?
+            .0;
+        let c = Client::new(&conn.url, Some(owner)).map_err(|e| e.to_string())?;
+        if let Err(e) = c
+            .raw(
+                reqwest::Method::DELETE,
+                &format!("/v1/mailboxes/{sink}"),
+                None,
+            )
+            .await
+        {
+            println!("could not delete {sink}: {e}");
         }
     }
     if let Some(url) = raw_redis {

@@ -52,16 +52,17 @@ pub async fn e2e(
         }
     }
     let start = Instant::now();
-    let sender = Client::new(
-        base,
-        Some(
-            auth.mint("bench-e2e-sender", &[], Some(3600))
-                .map_err(|e| e.client_message())?
-                .0,
-        ),
-    )
-    .map_err(|e| e.to_string())?;
+    // Several sender agents, so the per-agent rate limit (default 1000/s) does not shape the run.
+    let mut senders = Vec::new();
+    for i in 0..(rate / 500 + 1) {
+        let token = auth
+            .mint(&format!("bench-e2e-sender-{i}"), &[], Some(3600))
+            .map_err(|e| e.client_message())?
+            .0;
+        senders.push(Client::new(base, Some(token)).map_err(|e| e.to_string())?);
+    }
     let pad = "x".repeat(size.saturating_sub(40));
+    let senders = Arc::new(senders);
     let send_task = tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(128));
         let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
@@ -71,7 +72,7 @@ pub async fn e2e(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (c, pad) = (sender.clone(), pad.clone());
+            let (c, pad) = (senders[i % senders.len()].clone(), pad.clone());
             tokio::spawn(async move {
                 let t = start.elapsed().as_nanos() as u64;
                 let _ = c.send(&json!({"to": "mailbox:bench-e2e", "payload": {"t": t, "i": i, "pad": pad}})).await;

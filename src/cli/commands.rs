@@ -213,17 +213,21 @@ pub(super) fn preview(v: &Value, width: usize) -> String {
     }
 }
 
-pub async fn inbox(a: InboxArgs) -> Result<(), String> {
-    let c = client(&a.conn)?;
-    let mailbox = match a.mailbox {
-        Some(m) => m,
-        None => a
-            .conn
+/// `--mailbox`, or the token's own agent.
+pub(super) fn own_mailbox(conn: &Conn, mailbox: Option<String>) -> Result<String, String> {
+    match mailbox {
+        Some(m) => Ok(m),
+        None => conn
             .token
             .as_deref()
             .and_then(token_subject)
-            .ok_or("cannot tell the token's agent; pass --mailbox")?,
-    };
+            .ok_or_else(|| "cannot tell the token's agent; pass --mailbox".to_owned()),
+    }
+}
+
+pub async fn inbox(a: InboxArgs) -> Result<(), String> {
+    let c = client(&a.conn)?;
+    let mailbox = own_mailbox(&a.conn, a.mailbox)?;
     let mut q = vec![("limit", a.limit.to_string())];
     if a.unread {
         q.push(("unread", "true".into()));

@@ -6,6 +6,7 @@ mod bench;
 mod bench_fanout;
 mod bench_ws;
 mod commands;
+mod delivery;
 mod topics;
 
 use std::path::PathBuf;
@@ -83,6 +84,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Consume messages: each is a delivery attempt; ack or nack those that require it.
+    Receive(delivery::ReceiveArgs),
+    /// Acknowledge a received message.
+    Ack(delivery::AckArgs),
+    /// Refuse a received message: dead-letter it, or `--requeue` it for redelivery.
+    Nack(delivery::NackArgs),
+    /// Inspect, requeue and purge dead letters.
+    Dlq(delivery::DlqArgs),
     /// Check that the broker is ready.
     Health {
         #[command(flatten)]
@@ -122,6 +131,10 @@ pub fn main() -> i32 {
                     Command::Inbox(a) => commands::inbox(a).await,
                     Command::Topic(a) => topics::topic(a).await,
                     Command::Sub(a) => topics::sub(a).await,
+                    Command::Receive(a) => delivery::receive(a).await,
+                    Command::Ack(a) => delivery::ack(a).await,
+                    Command::Nack(a) => delivery::nack(a).await,
+                    Command::Dlq(a) => delivery::dlq(a).await,
                     Command::Health { conn, json } => commands::health(&conn, json).await,
                     Command::Listen {
                         conn,

@@ -1,5 +1,6 @@
-//! The Rust client library: typed REST calls (send, browse, mark read, mailbox info, topics,
-//! durable subscriptions, health) and a reconnecting WebSocket [`Subscriber`].
+//! The Rust client library: typed REST calls (send, browse, receive, ack, nack, mark read,
+//! mailbox info, topics, durable subscriptions, dead letters, health) and a reconnecting
+//! WebSocket [`Subscriber`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailbox::client::ClientError> {
@@ -7,6 +8,10 @@
 //! let c = Client::new("http://127.0.0.1:7700", Some("<token>".into()))?;
 //! let receipt = c.send(&serde_json::json!({"to": "mailbox:bob", "payload": "hi"})).await?;
 //! let page = c.browse("bob", &[("unread", "true".into())]).await?;
+//! for m in c.receive("bob", 10, 30).await? {
+//!     // ... handle it, then settle it:
+//!     c.ack("bob", &m.id).await?;
+//! }
 //! # Ok(()) }
 //! ```
 
@@ -58,6 +63,32 @@ pub struct Page {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
     pub unread: u64,
+}
+
+/// The answer to an ack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckReceipt {
+    pub id: String,
+    pub status: String,
+    pub attempt: u32,
+}
+
+/// The answer to a nack: `status` is `requeued` (with `redeliver_at`) or `dead_lettered`
+/// (with `reason`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NackReceipt {
+    pub id: String,
+    pub status: String,
+    pub attempt: u32,
+    #[serde(default)]
+    pub redeliver_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Received {
+    messages: Vec<Envelope>,
 }
 
 /// A REST client bound to one broker and one token. Cloning is shallow.
@@ -143,6 +174,101 @@ impl Client {
         self.call(
             self.request(Method::GET, &format!("/v1/mailboxes/{mailbox}/messages"))
                 .query(query),
+        )
+        .await
+    }
+
+    /// Consumes up to `max` messages (1-100), waiting up to `wait_seconds` (0-60) for one.
+    /// Each is a delivery attempt (`attempt`); those with `require_ack` must be acked or nacked.
+    pub async fn receive(
+        &self,
+        mailbox: &str,
+        max: usize,
+        wait_seconds: u64,
+    ) -> Result<Vec<Envelope>, ClientError> {
+        let r: Received = self
+            .call(
+                self.request(Method::POST, &format!("/v1/mailboxes/{mailbox}/receive"))
+                    .json(&serde_json::json!({"max": max, "wait_seconds": wait_seconds})),
+            )
+            .await?;
+        Ok(r.messages)
+    }
+
+    /// Settles a delivery: done. A second ack answers `conflict`.
+    pub async fn ack(&self, mailbox: &str, id: &str) -> Result<AckReceipt, ClientError> {
+        self.call(self.request(
+            Method::POST,
+            &format!("/v1/mailboxes/{mailbox}/messages/{id}/ack"),
+        ))
+        .await
+    }
+
+    /// Refuses a delivery: redelivered after backoff (`requeue`) or dead-lettered (`rejected`).
+    pub async fn nack(
+        &self,
+        mailbox: &str,
+        id: &str,
+        requeue: bool,
+        reason: Option<&str>,
+    ) -> Result<NackReceipt, ClientError> {
+        let mut body = serde_json::json!({ "requeue": requeue });
+        if let Some(r) = reason {
+            body["reason"] = Value::String(r.to_owned());
+        }
+        self.call(
+            self.request(
+                Method::POST,
+                &format!("/v1/mailboxes/{mailbox}/messages/{id}/nack"),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    /// Lists dead letters (`mailbox`, `reason`, `after`, `limit`): `{dead_letters, next}`.
+    pub async fn dead_letters(&self, query: &[(&str, String)]) -> Result<Value, ClientError> {
+        self.call(self.request(Method::GET, "/v1/dead-letters").query(query))
+            .await
+    }
+
+    pub async fn dead_letter(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(self.request(Method::GET, &format!("/v1/dead-letters/{id}")))
+            .await
+    }
+
+    /// Requeues one dead letter: a fresh copy goes back into its mailbox.
+    pub async fn requeue_dead_letter(&self, id: &str) -> Result<Value, ClientError> {
+        self.call(self.request(Method::POST, &format!("/v1/dead-letters/{id}/requeue")))
+            .await
+    }
+
+    /// Requeues every dead letter matching the filter: `{requeued}`.
+    pub async fn requeue_dead_letters(
+        &self,
+        mailbox: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<Value, ClientError> {
+        let filter = serde_json::json!({ "mailbox": mailbox, "reason": reason });
+        self.call(
+            self.request(Method::POST, "/v1/dead-letters/requeue")
+                .json(&serde_json::json!({ "filter": filter })),
+        )
+        .await
+    }
+
+    pub async fn delete_dead_letter(&self, id: &str) -> Result<(), ClientError> {
+        let _: Value = self
+            .call(self.request(Method::DELETE, &format!("/v1/dead-letters/{id}")))
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes dead letters older than `older_than` (RFC 3339 or seconds): `{deleted}`.
+    pub async fn purge_dead_letters(&self, older_than: &str) -> Result<Value, ClientError> {
+        self.call(
+            self.request(Method::DELETE, "/v1/dead-letters")
+                .query(&[("older_than", older_than)]),
         )
         .await
     }

@@ -28,12 +28,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Small JSON bodies (settings, mark-read) are capped at this size.
-const SMALL_BODY: usize = 1 << 20;
+pub const SMALL_BODY: usize = 1 << 20;
 /// Longest long-poll.
-const MAX_WAIT_SECONDS: u64 = 60;
+pub const MAX_WAIT_SECONDS: u64 = 60;
 
 /// Checks the name and the caller's right to `act` on the mailbox.
-fn authorize(state: &AppState, agent: &Agent, name: &str, act: &str) -> Result<(), ApiError> {
+pub fn authorize(state: &AppState, agent: &Agent, name: &str, act: &str) -> Result<(), ApiError> {
     check_mailbox_name(name)?;
     agent.require(state, &format!("mailbox:{name}"), act)
 }
@@ -49,7 +49,7 @@ async fn info(
         "name": name.as_str(),
         "total": s.total,
         "unread": s.unread,
-        "pending_acks": 0,
+        "pending_acks": s.pending_acks,
         "last_seq": s.last_seq.to_string(),
         "created_at": s.created_at,
         "config": s.config,

@@ -1,6 +1,8 @@
 //! The REST face: one file per resource. Handlers authenticate, check permission, then call
 //! the engine through its handles. They never touch storage.
 
+pub mod dead_letters;
+pub mod delivery;
 pub mod health;
 pub mod mailboxes;
 pub mod messages;
@@ -26,7 +28,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(mailboxes::routes)
             .configure(topics::routes)
             .configure(subscriptions::routes)
-            .configure(crate::ws::routes),
+            .configure(crate::ws::routes)
+            .configure(delivery::routes)
+            .configure(dead_letters::routes),
     )
     .configure(health::routes);
 }

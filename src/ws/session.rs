@@ -14,9 +14,10 @@
 //! A single topic behaves like a mailbox over its history (exact resume from a seq); a pattern
 //! with wildcards is live only, its pushes go straight out.
 
+mod replay;
 mod topics;
 
-use topics::Replay;
+use replay::Replay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -306,11 +307,56 @@ impl WsSession {
                         }),
                 );
             }
-            ClientFrame::Ack { .. } | ClientFrame::Nack { .. } => self.error(
-                reference,
-                &ApiError::validation("op", "acks are not available on this broker yet"),
-                ctx,
-            ),
+            ClientFrame::Ack { mailbox, id, .. } => {
+                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
+                    return self.error(reference, &e, ctx);
+                }
+                let handle = self.state.registry.mailbox(&mailbox);
+                let fut = async move {
+                    handle
+                        .ack(&id)
+                        .await
+                        .map(|attempt| json!({ "id": id, "status": "acked", "attempt": attempt }))
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(v) => act.ok(reference, v, ctx),
+                    Err(e) => act.error(reference, &e.into(), ctx),
+                }));
+            }
+            ClientFrame::Nack {
+                mailbox,
+                id,
+                requeue,
+                reason,
+                ..
+            } => {
+                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
+                    return self.error(reference, &e, ctx);
+                }
+                let max = crate::http::delivery::MAX_REASON;
+                if reason.as_ref().is_some_and(|r| r.len() > max) {
+                    return self.error(
+                        reference,
+                        &ApiError::validation(
+                            "reason",
+                            format!("`reason` must be at most {max} bytes"),
+                        ),
+                        ctx,
+                    );
+                }
+                let reason = reason.unwrap_or_else(|| format!("nacked by {}", self.agent.id));
+                let handle = self.state.registry.mailbox(&mailbox);
+                let fut = async move {
+                    handle
+                        .nack(&id, requeue.unwrap_or(false), &reason)
+                        .await
+                        .map(|o| crate::http::delivery::nack_result(&id, o))
+                };
+                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
+                    Ok(v) => act.ok(reference, v, ctx),
+                    Err(e) => act.error(reference, &e.into(), ctx),
+                }));
+            }
         }
     }
 
@@ -416,7 +462,7 @@ impl WsSession {
                     limit: REPLAY_PAGE,
                     ..Default::default()
                 };
-                let page = source.browse(&reader, &q).await?;
+                let page = source.replay_page(&reader, &q).await?;
                 for env in &page.messages {
                     let json = serde_json::to_string(env)
                         .map_err(|e| mailbox_actors::Error::Internal(e.to_string()))?;
@@ -485,6 +531,14 @@ impl WsSession {
             Mode::Live if check_gap && p.seq > sub.cursor + 1 => {
                 let sub_id = p.subscription.clone();
                 sub.mode = Mode::CatchingUp(vec![p]);
+                return self.catch_up(sub_id, false, ctx);
+            }
+            // A message that awaits an ack is a delivery attempt: it goes through the ordered
+            // storage path, which records the attempt before the frame leaves (so a `receive`
+            // elsewhere can never hold it at the same time).
+            Mode::Live if p.require_ack => {
+                let sub_id = p.subscription.clone();
+                sub.mode = Mode::CatchingUp(Vec::new());
                 return self.catch_up(sub_id, false, ctx);
             }
             Mode::Live => sub.cursor = p.seq,

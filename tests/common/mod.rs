@@ -136,6 +136,25 @@ impl Broker {
     /// Starts a broker; `extra` are more `MAILBOX__…` settings.
     pub fn start_with(engine: EngineKind, extra: &[(&str, &str)]) -> Self {
         let redis = (engine == EngineKind::Redis).then(RedisServer::start);
+        Self::launch(engine, redis, None, extra)
+    }
+
+    /// A second node on the Redis of `other` (several nodes share one Redis).
+    pub fn another_node(other: &Broker) -> Self {
+        let url = other
+            .redis
+            .as_ref()
+            .expect("the first node runs on Redis")
+            .url();
+        Self::launch(EngineKind::Redis, None, Some(url), &[])
+    }
+
+    fn launch(
+        engine: EngineKind,
+        redis: Option<RedisServer>,
+        shared_url: Option<String>,
+        extra: &[(&str, &str)],
+    ) -> Self {
         let port = free_port();
         let mut env: Vec<(String, String)> = vec![
             ("MAILBOX__SERVER__BIND".into(), format!("127.0.0.1:{port}")),
@@ -165,8 +184,8 @@ impl Broker {
             ("MAILBOX__LOG__LEVEL".into(), "warn".into()),
             ("MAILBOX__REDIS__COMMAND_TIMEOUT_MS".into(), "500".into()),
         ];
-        if let Some(r) = &redis {
-            env.push(("MAILBOX__REDIS__URL".into(), r.url()));
+        if let Some(url) = redis.as_ref().map(RedisServer::url).or(shared_url) {
+            env.push(("MAILBOX__REDIS__URL".into(), url));
         }
         env.extend(
             extra

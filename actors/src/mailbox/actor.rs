@@ -13,10 +13,14 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
 use super::messages::{
-    AddSubscriber, Deliver, Pushed, RemoveSubscriber, Retire, Stored, SubscriberKey, Watch,
+    AddSubscriber, Deliver, Pushed, RemoteAppend, RemoveSubscriber, Retire, Stored, SubscriberKey,
+    Wake, Watch,
 };
+use crate::storage::events::EventBus;
 use crate::storage::group::{next_group, split as split_outcome};
-use crate::storage::{decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
+use crate::storage::{
+    decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle, Stream,
+};
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StorageError>>;
 
@@ -67,6 +71,10 @@ pub struct MailboxActor {
     liveness: Arc<Liveness>,
     subscribers: HashMap<SubscriberKey, Recipient<Pushed>>,
     stream: Arc<str>,
+    /// Announces this node's writes to the other nodes (Redis engine only).
+    bus: Option<EventBus>,
+    /// The highest seq pushed to subscribers so far.
+    pushed_upto: u64,
 }
 
 impl MailboxActor {
@@ -75,10 +83,13 @@ impl MailboxActor {
         storage: StorageHandle,
         default_max_len: u64,
         liveness: Arc<Liveness>,
+        bus: Option<EventBus>,
     ) -> Self {
         Self {
             stream: Arc::from(name.as_str()),
             subscribers: HashMap::new(),
+            bus,
+            pushed_upto: 0,
             name,
             storage,
             default_max_len,
@@ -135,12 +146,16 @@ impl MailboxActor {
                             for (r, rec) in o.results.iter().zip(&records) {
                                 if let Appended::Stored { seq } = r {
                                     last = last.max(*seq);
-                                    act.push(*seq, rec);
+                                    act.push(*seq, &rec.record);
                                 }
                             }
                         }
                         // The caller may have gone away (timeout, closed connection): nothing to do.
                         let _ = reply.send(outcome);
+                    }
+                    if let (Some(bus), true) = (act.bus.clone(), last > 0) {
+                        let name = act.name.clone();
+                        actix::spawn(async move { bus.announce(&name, last).await });
                     }
                     if last > 0 {
                         act.liveness.seq.send_if_modified(|s| {
@@ -157,11 +172,12 @@ impl MailboxActor {
 
 impl MailboxActor {
     /// Pushes one stored record to every live subscriber, serialized once.
-    fn push(&mut self, seq: u64, rec: &NewRecord) {
+    fn push(&mut self, seq: u64, record: &[u8]) {
+        self.pushed_upto = self.pushed_upto.max(seq);
         if self.subscribers.is_empty() {
             return;
         }
-        let env = match decode(&rec.record, seq) {
+        let env = match decode(record, seq) {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(mailbox = %self.name, seq, error = %e, "cannot decode a record just stored");
@@ -186,6 +202,7 @@ impl MailboxActor {
                 seq,
                 json: json.clone(),
                 created_at_ms,
+                require_ack: env.require_ack,
             });
             true
         });
@@ -271,7 +288,8 @@ impl Handler<Stored> for MailboxActor {
         let mut last = 0;
         for (seq, rec) in &msg.records {
             last = last.max(*seq);
-            self.push(*seq, rec);
+            // Sets `Pushed.require_ack` from the copy's envelope, like a direct send's push.
+            self.push(*seq, &rec.record);
         }
         if last > 0 {
             self.liveness.seq.send_if_modified(|s| {
@@ -324,5 +342,56 @@ impl Handler<RemoveSubscriber> for MailboxActor {
             .subscribers
             .store(self.subscribers.len(), Ordering::Relaxed);
         self.update_busy();
+    }
+}
+
+/// How many messages one remote announcement may fetch for pushing; older ones are left to the
+/// sessions' own catch-up from storage.
+const REMOTE_FETCH: u64 = 256;
+
+impl Handler<RemoteAppend> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteAppend, ctx: &mut Context<Self>) {
+        self.liveness.seq.send_if_modified(|s| {
+            let changed = msg.seq > *s;
+            *s = (*s).max(msg.seq);
+            changed
+        });
+        if self.subscribers.is_empty() || msg.seq <= self.pushed_upto {
+            self.pushed_upto = self.pushed_upto.max(msg.seq);
+            return;
+        }
+        let after = self.pushed_upto.max(msg.seq.saturating_sub(REMOTE_FETCH));
+        let (storage, name) = (self.storage.clone(), self.name.clone());
+        let fut = async move {
+            storage
+                .range(
+                    &Stream::Mailbox(name),
+                    after,
+                    Some(msg.seq + 1),
+                    REMOTE_FETCH as usize,
+                )
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|r, act, _| match r {
+            Ok(records) => {
+                for rec in records {
+                    if rec.seq > act.pushed_upto {
+                        act.push(rec.seq, &rec.record);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(mailbox = %act.name, error = %e, "cannot fetch remote messages to push"),
+        }));
+    }
+}
+
+impl Handler<Wake> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        // Notifies every receiver without changing the last stored seq.
+        self.liveness.seq.send_modify(|_| {});
     }
 }

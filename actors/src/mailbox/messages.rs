@@ -49,6 +49,9 @@ pub struct Pushed {
     pub json: std::sync::Arc<str>,
     /// When the broker accepted it (for the delivery latency metric).
     pub created_at_ms: i64,
+    /// The message awaits an ack: a session sends it through its ordered path that records
+    /// the delivery attempt first.
+    pub require_ack: bool,
 }
 
 /// Push every message stored from now on to `recipient`; answers the last seq this node stored.
@@ -65,3 +68,15 @@ pub struct AddSubscriber {
 pub struct RemoveSubscriber {
     pub key: SubscriberKey,
 }
+
+/// Another node stored messages here up to `seq`: wake long-polls and push to subscribers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteAppend {
+    pub seq: u64,
+}
+/// Something became receivable without a write through this actor (a redelivery): wake the
+/// long-polls.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;

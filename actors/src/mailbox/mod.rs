@@ -1,6 +1,7 @@
 //! One mailbox: its actor (orders writes, wakes long-polls), its messages and the handle callers use.
 
 pub mod actor;
+pub mod delivery;
 pub mod messages;
 pub mod query;
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 pub use actor::{Liveness, MailboxActor};
+pub use delivery::MAX_RECEIVE;
 pub use query::{BrowseQuery, Page};
 
 use crate::error::Error;

@@ -70,10 +70,55 @@ async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
         .map_err(|e| err(&settings.policy, &e))
 }
 
+/// Most decisions remembered per loaded policy; past it the memo starts over.
+const MAX_MEMO: usize = 100_000;
+
+/// One loaded policy and the decisions made with it. A reload builds a new `Policy`, so the
+/// memo can never outlive the rules it was computed from.
+struct Policy {
+    enforcer: Enforcer,
+    memo: RwLock<std::collections::HashMap<(String, String, String), bool>>,
+}
+
+impl Policy {
+    fn new(enforcer: Enforcer) -> Self {
+        Self {
+            enforcer,
+            memo: RwLock::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Casbin's decision for one subject, memoised (evaluating the matcher is the costly part).
+    fn decide(&self, sub: &str, obj: &str, act: &str) -> bool {
+        let key = (sub.to_owned(), obj.to_owned(), act.to_owned());
+        if let Some(d) = self
+            .memo
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return *d;
+        }
+        let decision = match self.enforcer.enforce((sub, obj, act)) {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(error = %err, sub, obj, act, "casbin enforce failed; denying");
+                return false;
+            }
+        };
+        let mut memo = self.memo.write().unwrap_or_else(|p| p.into_inner());
+        if memo.len() >= MAX_MEMO {
+            memo.clear();
+        }
+        memo.insert(key, decision);
+        decision
+    }
+}
+
 /// The read path: cloneable, lock held only to clone an `Arc`.
 #[derive(Clone)]
 pub struct PermissionHandle {
-    current: Arc<RwLock<Arc<Enforcer>>>,
+    current: Arc<RwLock<Arc<Policy>>>,
     addr: Option<Addr<PermissionActor>>,
 }
 
@@ -81,7 +126,7 @@ impl PermissionHandle {
     /// Loads the files and starts the permission actor. Fails if the policy does not load.
     pub async fn start(settings: PermissionSettings) -> Result<Self, PolicyError> {
         let enforcer = build(&settings).await?;
-        let current = Arc::new(RwLock::new(Arc::new(enforcer)));
+        let current = Arc::new(RwLock::new(Arc::new(Policy::new(enforcer))));
         let fingerprint = fingerprint(&settings);
         let shared = current.clone();
         let addr = Supervisor::start(move |_| PermissionActor {
@@ -95,7 +140,7 @@ impl PermissionHandle {
         })
     }
 
-    fn enforcer(&self) -> Arc<Enforcer> {
+    fn policy(&self) -> Arc<Policy> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -104,14 +149,8 @@ impl PermissionHandle {
 
     /// May `agent` (holding the token's `roles`) do `act` on `obj`?
     pub fn check(&self, agent: &str, roles: &[String], obj: &str, act: &str) -> bool {
-        let e = self.enforcer();
-        let allowed = |sub: &str| match e.enforce((sub, obj, act)) {
-            Ok(b) => b,
-            Err(err) => {
-                tracing::error!(error = %err, sub, obj, act, "casbin enforce failed; denying");
-                false
-            }
-        };
+        let policy = self.policy();
+        let allowed = |sub: &str| policy.decide(sub, obj, act);
         if allowed(agent) {
             return true;
         }
@@ -144,7 +183,7 @@ fn fingerprint(s: &PermissionSettings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
 
 pub struct PermissionActor {
     settings: PermissionSettings,
-    current: Arc<RwLock<Arc<Enforcer>>>,
+    current: Arc<RwLock<Arc<Policy>>>,
     fingerprint: (Option<Vec<u8>>, Option<Vec<u8>>),
 }
 
@@ -185,7 +224,7 @@ impl Handler<Reload> for PermissionActor {
             async move {
                 match build(&settings).await {
                     Ok(e) => {
-                        *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(e);
+                        *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy::new(e));
                         metrics::counter!("mailbox_policy_reloads_total", "result" => "ok").increment(1);
                         tracing::info!(target: "audit", kind = "policy_reload", result = "ok", "policy reloaded");
                         Ok(())

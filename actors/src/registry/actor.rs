@@ -9,12 +9,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::{
-    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, GetTopic, NotifyStored,
-    RegisterSession, UnregisterSession,
+    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, GetTopic, Notify,
+    NotifyStored, RegisterSession, UnregisterSession,
 };
-use crate::mailbox::messages::{Retire, Stored};
+use crate::mailbox::messages::{Retire, Stored, Wake};
 use crate::mailbox::{Liveness, MailboxActor};
-use crate::storage::StorageHandle;
+use crate::storage::events::{EventBus, StreamAppended};
+use crate::storage::{DeliverySettings, StorageHandle};
 use crate::topic::messages::RetireTopic;
 use crate::topic::{RouterHandle, TopicActor, TopicLiveness, TopicSettings};
 
@@ -28,7 +29,14 @@ pub struct RegistrySettings {
     pub idle_timeout: Duration,
     /// Config `[topics]`.
     pub topics: TopicSettings,
+    /// Cross-node announcements (Redis engine); `None` for a single node.
+    pub bus: Option<EventBus>,
+    /// Config `[delivery]`: ack timeout, backoff, attempts.
+    pub delivery: DeliverySettings,
 }
+
+/// Shared map of live mailbox actors (see `Registry::directory`).
+pub type Directory = Arc<std::sync::RwLock<HashMap<String, Addr<MailboxActor>>>>;
 
 pub struct Registry {
     storage: StorageHandle,
@@ -38,16 +46,25 @@ pub struct Registry {
     topics: HashMap<String, (Addr<TopicActor>, Arc<TopicLiveness>)>,
     /// A trim pass is running (passes never overlap).
     trimming: bool,
+    /// A read-only copy of the live mailbox actors for handles, so a send to a live mailbox
+    /// skips the registry hop. Only the registry writes it.
+    directory: Directory,
     /// Live WebSocket sessions on this node: id -> (agent, how to close it).
     sessions: HashMap<u64, (String, Recipient<CloseSession>)>,
 }
 
 impl Registry {
-    pub fn new(storage: StorageHandle, router: RouterHandle, settings: RegistrySettings) -> Self {
+    pub fn new(
+        storage: StorageHandle,
+        router: RouterHandle,
+        settings: RegistrySettings,
+        directory: Directory,
+    ) -> Self {
         Self {
             storage,
             router,
             settings,
+            directory,
             mailboxes: HashMap::new(),
             topics: HashMap::new(),
             trimming: false,
@@ -75,10 +92,12 @@ impl Registry {
 
     fn sweep(&mut self) {
         let idle_ms = i64::try_from(self.settings.idle_timeout.as_millis()).unwrap_or(i64::MAX);
+        let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
         self.mailboxes.retain(|name, (addr, live)| {
             let keep = addr.connected() && !live.is_idle(idle_ms);
             if !keep {
                 tracing::debug!(mailbox = %name, "retiring idle mailbox actor");
+                dir.remove(name);
                 addr.do_send(Retire);
             }
             keep
@@ -98,6 +117,9 @@ impl Actor for Registry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(bus) = self.settings.bus.clone() {
+            actix::spawn(bus.listen(ctx.address().recipient()));
+        }
         let every = (self.settings.idle_timeout / 2).max(Duration::from_millis(100));
         ctx.run_interval(every, |act, _| act.sweep());
         let trim_every = self
@@ -115,6 +137,10 @@ impl Supervised for Registry {
         self.mailboxes.clear();
         self.topics.clear();
         self.trimming = false;
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 }
 
@@ -134,7 +160,12 @@ impl Handler<GetMailbox> for Registry {
             msg.name.clone(),
             live.clone(),
         );
-        let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l));
+        let bus = self.settings.bus.clone();
+        let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l, bus));
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(msg.name.clone(), addr.clone());
         self.mailboxes.insert(msg.name, (addr.clone(), live));
         MessageResult(addr)
     }
@@ -167,6 +198,7 @@ impl Handler<NotifyStored> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: NotifyStored, _: &mut Context<Self>) {
+        let mut announce: HashMap<String, u64> = HashMap::new();
         for (mailbox, seq, record) in msg.items {
             if let Some((addr, _)) = self.mailboxes.get(&mailbox) {
                 if addr.connected() {
@@ -175,6 +207,27 @@ impl Handler<NotifyStored> for Registry {
                     });
                 }
             }
+            let last = announce.entry(mailbox).or_default();
+            *last = (*last).max(seq);
+        }
+        // Like a mailbox actor after a group commit: other nodes push to their live sessions.
+        if let Some(bus) = self.settings.bus.clone() {
+            actix::spawn(async move {
+                for (mailbox, seq) in announce {
+                    bus.announce(&mailbox, seq).await;
+                }
+            });
+        }
+    }
+}
+
+impl Handler<Notify> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
+        // Only a live actor can have waiters; an absent one has nobody to wake.
+        if let Some((addr, _)) = self.mailboxes.get(&msg.name) {
+            addr.do_send(Wake);
         }
     }
 }
@@ -220,5 +273,16 @@ impl Handler<CloseAllSessions> for Registry {
             });
         }
         self.sessions.len()
+    }
+}
+
+impl Handler<StreamAppended> for Registry {
+    type Result = ();
+
+    /// Another node wrote to a stream: only a mailbox live here has anyone to tell.
+    fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
+        if let Some((addr, _)) = self.mailboxes.get(&msg.stream) {
+            addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
+        }
     }
 }

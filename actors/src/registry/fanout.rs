@@ -5,7 +5,7 @@
 //! atomic on its own, through the same script as a direct message), [`FANOUT_IN_FLIGHT`] round
 //! trips at a time; the mailbox actors alive on this node are then told, so their live
 //! subscribers get the copies pushed and their long-polls wake. Each copy then behaves like a
-//! direct message (read state, acks). A copy keeps the message's id; its `mailbox` names the
+//! direct message (read state, delivery state: receive, acks, redelivery, dead letters). A copy keeps the message's id; its `mailbox` names the
 //! mailbox it is in and its `to` still says where it was sent.
 
 use chrono::Utc;
@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::{RegistryHandle, SendReceipt};
 use crate::error::Error;
 use crate::model::{self, Envelope, SendRequest};
-use crate::storage::{encode, Appended, NewRecord, Stream};
+use crate::storage::{Appended, NewRecord, Stream};
 
 /// Mailboxes appended to per storage round trip during a fan-out.
 pub const FANOUT_CHUNK: usize = 256;
@@ -52,15 +52,9 @@ fn copies_for(
         let mut copy = env.clone();
         copy.mailbox = Some(name.clone());
         copy.topic = None;
-        match encode(&copy) {
-            Ok(record) => records.push((
-                name.clone(),
-                NewRecord {
-                    id: env.id.clone(),
-                    record,
-                    idempotency: idempotency.clone(),
-                },
-            )),
+        // The same record (with its delivery state: priority, ack, expiry) as a direct send.
+        match NewRecord::of(&copy, idempotency.clone()) {
+            Ok(record) => records.push((name.clone(), record)),
             Err(e) => out.fail(e.into()),
         }
     }
@@ -153,11 +147,8 @@ impl RegistryHandle {
         let mut env = req.into_envelope(from, model::new_id(), Utc::now());
         env.topic = Some(topic.to_owned());
         let key = idempotency_key.map(|k| format!("{from}:{k}"));
-        let record = NewRecord {
-            id: env.id.clone(),
-            record: encode(&env)?,
-            idempotency: key.clone(),
-        };
+        // A topic history keeps no delivery state; the record's is ignored there.
+        let record = NewRecord::of(&env, key.clone())?;
         // Who gets a copy is settled first: if that cannot be known (storage down before the
         // subscriptions were ever loaded), nothing is stored and the send can be retried.
         let targets = self.router().durable_targets(topic).await?;

@@ -27,6 +27,14 @@ pub struct NotifyStored {
     pub items: Vec<(String, u64, crate::storage::NewRecord)>,
 }
 
+/// Something became receivable in a mailbox outside its actor (e.g. a redelivery): wake its
+/// long-polls if it has a live actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Notify {
+    pub name: String,
+}
+
 /// How many actors of each kind are alive on this node.
 #[derive(Message)]
 #[rtype(result = "ActorCounts")]

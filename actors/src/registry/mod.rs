@@ -1,6 +1,7 @@
 //! The registry and the send path: a validated, permitted request becomes stored copies.
 
 pub mod actor;
+pub mod batch;
 mod fanout;
 pub mod messages;
 
@@ -8,20 +9,21 @@ use actix::prelude::*;
 use chrono::Utc;
 
 pub use actor::{Registry, RegistrySettings};
+pub use batch::{BatchError, BatchItem, MAX_BATCH};
 pub use fanout::{FANOUT_CHUNK, FANOUT_IN_FLIGHT};
 pub use messages::{ActorCounts, CloseSession};
 
 use crate::error::Error;
 use crate::mailbox::{MailboxActor, MailboxHandle};
 use crate::model::{self, Address, SendRequest};
-use crate::storage::{encode, Appended, NewRecord, StorageHandle};
+use crate::storage::{Appended, DeliverySettings, NewRecord, StorageHandle};
 use crate::topic::{RouterHandle, TopicActor, TopicHandle, TopicSettings};
 
 /// What a send answers (`201 {id, status, recipients}`). `recipients` counts the stored
 /// copies: 1 for a direct message; for a topic, 1 for its history plus one per mailbox with a
 /// matching durable subscription; for a broadcast, one per known agent. Live WebSocket pushes
 /// are not counted (they are not stored).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SendReceipt {
     pub id: String,
     pub status: &'static str,
@@ -46,7 +48,10 @@ pub struct RegistryHandle {
     storage: StorageHandle,
     router: RouterHandle,
     topics: TopicSettings,
-    /// `limits.mailbox_max_len`, for fan-out appends that bypass the mailbox actors.
+    directory: actor::Directory,
+    delivery: DeliverySettings,
+    /// `limits.mailbox_max_len`: batch capacity checks, and fan-out appends that bypass the
+    /// mailbox actors.
     default_max_len: u64,
 }
 
@@ -55,14 +60,18 @@ impl RegistryHandle {
     pub fn start(storage: StorageHandle, settings: RegistrySettings) -> Self {
         let router = RouterHandle::start(storage.clone());
         let topics = settings.topics.clone();
+        let directory = actor::Directory::default();
+        let delivery = settings.delivery.clone();
         let default_max_len = settings.default_max_len;
-        let (s, r) = (storage.clone(), router.clone());
-        let addr = Supervisor::start(move |_| Registry::new(s, r, settings));
+        let (s, r, d) = (storage.clone(), router.clone(), directory.clone());
+        let addr = Supervisor::start(move |_| Registry::new(s, r, settings, d));
         Self {
             addr,
             storage,
             router,
             topics,
+            directory,
+            delivery,
             default_max_len,
         }
     }
@@ -78,6 +87,18 @@ impl RegistryHandle {
 
     pub fn topic_settings(&self) -> &TopicSettings {
         &self.topics
+    }
+
+    /// Config `[delivery]`.
+    pub fn delivery(&self) -> &DeliverySettings {
+        &self.delivery
+    }
+
+    /// Wakes the long-polls of a mailbox (if it has a live actor on this node).
+    pub fn notify(&self, name: &str) {
+        self.addr.do_send(messages::Notify {
+            name: name.to_owned(),
+        });
     }
 
     pub fn mailbox(&self, name: &str) -> MailboxHandle {
@@ -98,6 +119,15 @@ impl RegistryHandle {
     }
 
     pub(crate) async fn mailbox_actor(&self, name: &str) -> Result<Addr<MailboxActor>, Error> {
+        let known = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        if let Some(addr) = known.filter(Addr::connected) {
+            return Ok(addr);
+        }
         Ok(self
             .addr
             .send(messages::GetMailbox {
@@ -157,18 +187,16 @@ impl RegistryHandle {
         };
         let mut env = req.into_envelope(from, model::new_id(), Utc::now());
         env.mailbox = Some(name.clone());
-        let record = NewRecord {
-            id: env.id.clone(),
-            record: encode(&env)?,
-            idempotency: idempotency_key.map(|k| format!("{from}:{k}")),
-        };
+        let record = NewRecord::of(&env, idempotency_key.map(|k| format!("{from}:{k}")))?;
         let outcome = self.mailbox(name).deliver(vec![record]).await?;
         let (id, seq) = match outcome.results.first() {
-            Some(Appended::Stored { seq }) => (env.id, *seq),
+            Some(Appended::Stored { seq }) => (env.id.clone(), *seq),
             Some(Appended::Duplicate { id, seq }) => (id.clone(), *seq),
             None => return Err(Error::Internal("append answered no result".into())),
         };
-        metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
+        if id == env.id {
+            metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
+        }
         tracing::debug!(message_id = %id, correlation_id = ?env.correlation_id, mailbox = %name, seq, "stored");
         Ok(SendReceipt {
             id,

@@ -429,3 +429,5 @@ impl StorageHandle {
         self.call(SubscriptionsVersion {}).await?
     }
 }
+
+mod delivery;

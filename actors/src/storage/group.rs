@@ -61,6 +61,7 @@ mod tests {
             id: crate::model::new_id(),
             record: Vec::new(),
             idempotency: key.map(str::to_owned),
+            delivery: crate::storage::DeliveryMeta::default(),
         }
     }
 

@@ -6,6 +6,8 @@
 //! through its [`actor::StorageHandle`].
 
 pub mod actor;
+pub mod delivery;
+pub mod events;
 pub mod group;
 pub mod memory;
 pub mod redis;
@@ -17,6 +19,10 @@ use chrono::{DateTime, Utc};
 use crate::model::{Envelope, MailboxConfig, Subscription, TopicConfig, TopicStats};
 
 pub use actor::{StorageActor, StorageHandle};
+pub use delivery::{
+    DeadLetter, DeadPage, DeadQuery, DeadReason, DeliveryMeta, DeliverySettings, DueReport, Handed,
+    NackOutcome, MAX_DEAD_PAGE,
+};
 
 /// Payloads whose stored form is over this many bytes are kept zstd-compressed.
 pub const COMPRESS_OVER: usize = 4096;
@@ -36,6 +42,10 @@ pub enum StorageError {
     /// A topic append that may not create the topic found none.
     #[error("topic `{0}` not found")]
     UnknownTopic(String),
+    /// The message exists but no delivery of it awaits a settlement (already acked, consumed,
+    /// dead-lettered, or not handed over yet).
+    #[error("message `{id}` is not awaiting an ack: {why}")]
+    NotPending { id: String, why: &'static str },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
 }
@@ -84,6 +94,20 @@ pub struct NewRecord {
     pub record: Vec<u8>,
     /// `<sender>:<key>` when the send carried an idempotency key.
     pub idempotency: Option<String>,
+    /// Priority, ack and expiry: what `receive` and the retry scheduler need.
+    pub delivery: DeliveryMeta,
+}
+
+impl NewRecord {
+    /// Encodes an envelope into a record to append.
+    pub fn of(env: &Envelope, idempotency: Option<String>) -> Result<Self, StorageError> {
+        Ok(Self {
+            id: env.id.clone(),
+            record: encode(env)?,
+            idempotency,
+            delivery: DeliveryMeta::of(env),
+        })
+    }
 }
 
 /// What happened to one appended record.
@@ -137,6 +161,8 @@ pub struct MailboxStats {
     pub last_seq: u64,
     pub created_at: Option<DateTime<Utc>>,
     pub config: MailboxConfig,
+    /// Deliveries in flight plus messages awaiting redelivery.
+    pub pending_acks: u64,
 }
 
 /// How a mark-read request names what was read.

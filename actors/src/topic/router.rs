@@ -207,6 +207,9 @@ impl Handler<Route> for Router {
                 seq: msg.seq,
                 json: msg.json.clone(),
                 created_at_ms: msg.created_at_ms,
+                // A topic history has no delivery state: nothing there awaits an ack (the
+                // mailbox copies of durable subscribers do, and are pushed by their mailbox).
+                require_ack: false,
             });
         });
         if !gone.is_empty() {

@@ -6,32 +6,11 @@
 
 use actix::prelude::*;
 use mailbox_actors::mailbox::messages::SubscriberKey;
-use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle, Page};
 use mailbox_actors::model::{check_topic_pattern, is_single_topic};
-use mailbox_actors::topic::TopicHandle;
 use serde_json::json;
 
 use super::{Mode, Source, Subscription, WsSession};
 use crate::error::ApiError;
-
-/// What a catch-up replays from.
-pub(super) enum Replay {
-    Mailbox(MailboxHandle),
-    Topic(TopicHandle),
-}
-
-impl Replay {
-    pub(super) async fn browse(
-        &self,
-        reader: &str,
-        q: &BrowseQuery,
-    ) -> Result<Page, mailbox_actors::Error> {
-        match self {
-            Replay::Mailbox(m) => m.browse(reader, q).await,
-            Replay::Topic(t) => t.browse(q).await,
-        }
-    }
-}
 
 /// Where a topic subscription starts.
 enum Start {

@@ -8,6 +8,13 @@
 //! - `P:mb:{bob}:upto`   hash: reader -> highest seq read in one sweep
 //! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
 //! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
+//! - `P:mb:{bob}:ready`  zset: receivable now, score = priority rank * 1e13 + seq, member = seq
+//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms` of every message not yet settled
+//! - `P:mb:{bob}:att`    hash: seq -> delivery attempts made
+//! - `P:mb:{bob}:flight` zset: in flight, score = ack deadline (ms)
+//! - `P:mb:{bob}:wait`   zset: awaiting redelivery, score = due time (ms)
+//! - `P:mb:{bob}:dead`   hash: dead-letter outbox, `<seq>` -> `reason|attempts|failed_at|error`,
+//!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
@@ -17,6 +24,19 @@
 //! - `P:{subs}:all`      hash: durable subscription id -> JSON
 //! - `P:{subs}:index`    hash: `<mailbox> <pattern>` -> id (one subscription per pair)
 //! - `P:{subs}:version`  counter bumped on every subscription change (nodes poll it)
+//!
+//! Topic histories keep no delivery state: the append script is told so and never touches their
+//! `ready`/`dm`/… keys.
+//!
+//! Global keys, written in a separate step that is safe to repeat (see [`delivery`]):
+//! - `P:retry`           zset: `<mailbox>\n<seq>` by due time (ms); never later than the truth
+//! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
+//! - `P:dlq:dl:<id>`     string: JSON header line, then the record
+
+mod append;
+mod delivery;
+mod dlq;
+mod topics;
 
 use std::time::Duration;
 
@@ -24,11 +44,8 @@ use chrono::{TimeZone, Utc};
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{Script, Value};
 
-mod topics;
-
 use super::{
-    AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
-    StoredRecord, Stream,
+    AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError, StoredRecord, Stream,
 };
 use crate::model::{MailboxConfig, Overflow};
 
@@ -49,6 +66,8 @@ struct Scripts {
     trim: Script,
     sub_add: Script,
     sub_remove: Script,
+    delivery: Script,
+    schedule: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -82,51 +101,6 @@ fn corrupt(what: &str) -> StorageError {
     StorageError::Corrupt(format!("unexpected reply from Redis for {what}"))
 }
 
-/// Reads the append script's reply (see `scripts/append.lua`).
-fn parse_append(stream: &Stream, reply: Value) -> Result<AppendOutcome, StorageError> {
-    let Value::Array(parts) = reply else {
-        return Err(corrupt("append"));
-    };
-    if let Some(Value::BulkString(tag)) = parts.first() {
-        if tag == b"full" {
-            return Err(StorageError::MailboxFull {
-                mailbox: stream.name().to_owned(),
-                max_len: parts.get(1).and_then(as_u64).unwrap_or_default(),
-            });
-        }
-        if tag == b"missing" {
-            return Err(StorageError::UnknownTopic(stream.name().to_owned()));
-        }
-    }
-    let (Some(Value::Array(results)), Some(Value::Array(evicted))) = (parts.first(), parts.get(1))
-    else {
-        return Err(corrupt("append"));
-    };
-    let mut out = AppendOutcome::default();
-    for r in results {
-        let Value::Array(r) = r else {
-            return Err(corrupt("append"));
-        };
-        let kind = r.first().and_then(as_u64);
-        let seq = r.get(1).and_then(as_u64).ok_or_else(|| corrupt("append"))?;
-        out.results
-            .push(match (kind, r.get(2).and_then(as_string)) {
-                (Some(1), Some(id)) => Appended::Duplicate { id, seq },
-                _ => Appended::Stored { seq },
-            });
-    }
-    for pair in evicted.chunks(2) {
-        if let [seq, Value::BulkString(record)] = pair {
-            let seq = as_u64(seq).ok_or_else(|| corrupt("append"))?;
-            out.evicted.push(StoredRecord {
-                seq,
-                record: record.clone(),
-            });
-        }
-    }
-    Ok(out)
-}
-
 impl RedisEngine {
     /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
@@ -146,12 +120,14 @@ impl RedisEngine {
             prefix: settings.key_prefix.clone(),
             timeout: settings.command_timeout,
             scripts: std::sync::Arc::new(Scripts {
-                append: Script::new(include_str!("scripts/append.lua")),
-                mark_read: Script::new(include_str!("scripts/mark_read.lua")),
-                stats: Script::new(include_str!("scripts/stats.lua")),
-                trim: Script::new(include_str!("scripts/trim.lua")),
-                sub_add: Script::new(include_str!("scripts/sub_add.lua")),
-                sub_remove: Script::new(include_str!("scripts/sub_remove.lua")),
+                append: Script::new(include_str!("../scripts/append.lua")),
+                mark_read: Script::new(include_str!("../scripts/mark_read.lua")),
+                stats: Script::new(include_str!("../scripts/stats.lua")),
+                trim: Script::new(include_str!("../scripts/trim.lua")),
+                sub_add: Script::new(include_str!("../scripts/sub_add.lua")),
+                sub_remove: Script::new(include_str!("../scripts/sub_remove.lua")),
+                delivery: Script::new(include_str!("../scripts/delivery.lua")),
+                schedule: Script::new(include_str!("../scripts/schedule.lua")),
             }),
         })
     }
@@ -166,6 +142,11 @@ impl RedisEngine {
             Stream::Mailbox(name) => self.key(name, part),
             Stream::Topic(name) => format!("{}:tp:{{{name}}}:{part}", self.prefix),
         }
+    }
+
+    /// A key outside every mailbox's slot (retry schedule, dead-letter queue).
+    fn global(&self, part: &str) -> String {
+        format!("{}:{part}", self.prefix)
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, StorageError> {
@@ -202,122 +183,6 @@ impl RedisEngine {
             None,
         )
         .await
-    }
-
-    /// Keys and arguments of the append script on one stream. `topic` is `Some(must_exist)`
-    /// for topic histories (they drop their oldest messages when full, and may be required to
-    /// exist already).
-    fn append_parts(
-        &self,
-        stream: &Stream,
-        records: &[NewRecord],
-        default_max_len: u64,
-        topic: Option<bool>,
-    ) -> (Vec<String>, Vec<Vec<u8>>) {
-        let mut keys = vec![
-            self.stream_key(stream, "meta"),
-            self.stream_key(stream, "msgs"),
-            self.stream_key(stream, "ids"),
-        ];
-        let mut args: Vec<Vec<u8>> = vec![
-            default_max_len.to_string().into_bytes(),
-            Utc::now().timestamp_millis().to_string().into_bytes(),
-            records.len().to_string().into_bytes(),
-        ];
-        for r in records {
-            args.push(r.id.clone().into_bytes());
-            args.push(r.record.clone());
-            match &r.idempotency {
-                Some(k) => {
-                    keys.push(self.stream_key(stream, &format!("idem:{k}")));
-                    args.push(keys.len().to_string().into_bytes());
-                }
-                None => args.push(b"0".to_vec()),
-            }
-        }
-        if let Some(must_exist) = topic {
-            args.push(b"drop_oldest".to_vec());
-            args.push(if must_exist {
-                b"1".to_vec()
-            } else {
-                b"0".to_vec()
-            });
-        }
-        (keys, args)
-    }
-
-    /// The append script on one stream (see [`Self::append_parts`]).
-    async fn append_stream(
-        &self,
-        stream: &Stream,
-        records: Vec<NewRecord>,
-        default_max_len: u64,
-        topic: Option<bool>,
-    ) -> Result<AppendOutcome, StorageError> {
-        let (keys, args) = self.append_parts(stream, &records, default_max_len, topic);
-        let mut inv = self.scripts.append.prepare_invoke();
-        for k in keys {
-            inv.key(k);
-        }
-        for a in args {
-            inv.arg(a);
-        }
-        let mut c = self.conn().await?;
-        let reply: Value = self.timed(inv.invoke_async(&mut c)).await?;
-        parse_append(stream, reply)
-    }
-
-    /// Appends to many mailboxes in one round trip (a pipeline of append scripts) and records
-    /// their agents as known. Each mailbox's append is atomic on its own; answers one result
-    /// per item, in order.
-    pub async fn append_many(
-        &self,
-        items: Vec<(String, Vec<NewRecord>)>,
-        default_max_len: u64,
-    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let streams: Vec<Stream> = items
-            .iter()
-            .map(|(m, _)| Stream::Mailbox(m.clone()))
-            .collect();
-        let mut p = redis::pipe();
-        p.ignore_errors();
-        for (stream, (_, records)) in streams.iter().zip(&items) {
-            let (keys, args) = self.append_parts(stream, records, default_max_len, None);
-            p.cmd("EVALSHA")
-                .arg(self.scripts.append.get_hash())
-                .arg(keys.len())
-                .arg(keys)
-                .arg(args);
-        }
-        p.cmd("SADD").arg(format!("{}:agents", self.prefix));
-        for (m, _) in &items {
-            p.arg(m);
-        }
-        let mut c = self.conn().await?;
-        let mut replies: Vec<redis::RedisResult<Value>> = self.timed(p.query_async(&mut c)).await?;
-        let no_script = replies.iter().any(|r| {
-            r.as_ref().is_err_and(|e| {
-                e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
-            })
-        });
-        if no_script {
-            // Redis lost its scripts (restart, SCRIPT FLUSH): no append ran. Load, go again.
-            let _: String = self
-                .timed(self.scripts.append.prepare_invoke().load_async(&mut c))
-                .await?;
-            replies = self.timed(p.query_async(&mut c)).await?;
-        }
-        Ok(streams
-            .iter()
-            .zip(replies)
-            .map(|(stream, r)| match r {
-                Ok(v) => parse_append(stream, v),
-                Err(e) => Err(StorageError::from(e)),
-            })
-            .collect())
     }
 
     pub async fn range(
@@ -410,6 +275,8 @@ impl RedisEngine {
         inv.key(self.key(mailbox, "msgs"))
             .key(self.key(mailbox, "upto"))
             .key(self.key(mailbox, &format!("rd:{reader}")))
+            .key(self.key(mailbox, "flight"))
+            .key(self.key(mailbox, "wait"))
             .arg(reader);
         let mut c = self.conn().await?;
         let r: Vec<Value> = self.timed(inv.invoke_async(&mut c)).await?;
@@ -429,6 +296,7 @@ impl RedisEngine {
                 },
                 retention_seconds: num(6),
             },
+            pending_acks: num(7).unwrap_or_default(),
         })
     }
 
@@ -513,14 +381,26 @@ impl RedisEngine {
                     .query_async(&mut c),
             )
             .await?;
+        // The seq counter survives, so cursors held by clients never point into a new history.
+        let mut p = redis::pipe();
+        p.atomic().cmd("HDEL").arg(self.key(mailbox, "meta")).arg(&[
+            "created_at",
+            "max_len",
+            "overflow",
+            "retention_seconds",
+        ]);
         let mut del = redis::cmd("DEL");
-        for part in ["meta", "msgs", "ids", "upto"] {
+        for part in [
+            "msgs", "ids", "upto", "ready", "dm", "att", "flight", "wait", "dead",
+        ] {
             del.arg(self.key(mailbox, part));
         }
         for r in readers {
             del.arg(self.key(mailbox, &format!("rd:{r}")));
         }
-        let n: u64 = self.timed(del.query_async(&mut c)).await?;
+        p.add_command(del);
+        let (fields, n): (u64, u64) = self.timed(p.query_async(&mut c)).await?;
+        let n = n + fields;
         let _: i64 = self
             .timed(
                 redis::cmd("SREM")

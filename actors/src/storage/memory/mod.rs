@@ -1,14 +1,21 @@
 //! The in-memory engine: zero-dependency mode. Same behaviour as Redis, nothing kept across
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
+//! Delivery state (receive, acks, retry schedule, dead letters) is in [`delivery`].
 
-use std::collections::{BTreeMap, HashMap};
+mod append;
+mod delivery;
+
+use append::append_to;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
+use super::delivery::DeliveryMeta;
 use super::{
-    record_id, AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
+    record_id, AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
     StoredRecord, Stream, TopicAppend,
 };
 use crate::model::{is_under, MailboxConfig, Overflow, Subscription, TopicConfig, TopicStats};
@@ -23,6 +30,16 @@ struct Mailbox {
     messages: BTreeMap<u64, Vec<u8>>,
     ids: HashMap<String, u64>,
     reads: HashMap<String, ReadState>,
+    /// Receivable now, by (priority rank, seq).
+    ready: BTreeSet<(u8, u64)>,
+    /// Delivery meta of every message not yet consumed, acked or dead-lettered.
+    dm: HashMap<u64, DeliveryMeta>,
+    /// Attempts made so far.
+    att: HashMap<u64, u32>,
+    /// In flight: seq -> ack deadline (ms).
+    flight: HashMap<u64, i64>,
+    /// Awaiting redelivery: seq -> due (ms).
+    wait: HashMap<u64, i64>,
 }
 
 impl Mailbox {
@@ -44,67 +61,11 @@ struct State {
     subscriptions: BTreeMap<String, Subscription>,
     /// Bumped on every subscription change (nodes compare it to know when to reload).
     subscriptions_version: u64,
-}
-
-/// Appends to one stream (a mailbox or a topic history) under its idempotency `scope`.
-fn append_to(
-    mb: &mut Mailbox,
-    idempotency: &mut Idempotency,
-    scope: &str,
-    records: Vec<NewRecord>,
-    default_max_len: u64,
-) -> Result<AppendOutcome, StorageError> {
-    let now = Instant::now();
-    idempotency.retain(|_, v| now.duration_since(v.2) < IDEMPOTENCY_TTL);
-    let mut results: Vec<Option<Appended>> = records
-        .iter()
-        .map(|r| {
-            r.idempotency.as_ref().and_then(|k| {
-                idempotency
-                    .get(&(scope.to_owned(), k.clone()))
-                    .map(|(id, seq, _)| Appended::Duplicate {
-                        id: id.clone(),
-                        seq: *seq,
-                    })
-            })
-        })
-        .collect();
-    let fresh = results.iter().filter(|r| r.is_none()).count() as u64;
-    let max_len = mb.config.max_len.unwrap_or(default_max_len);
-    let len = mb.messages.len() as u64;
-    let mut evicted = Vec::new();
-    if len + fresh > max_len {
-        if mb.config.overflow == Overflow::Reject || fresh > max_len {
-            return Err(StorageError::MailboxFull {
-                mailbox: scope.to_owned(),
-                max_len,
-            });
-        }
-        for _ in 0..(len + fresh - max_len) {
-            if let Some((seq, record)) = mb.messages.pop_first() {
-                mb.ids.remove(record_id(&record));
-                evicted.push(StoredRecord { seq, record });
-            }
-        }
-    }
-    mb.created_at.get_or_insert_with(Utc::now);
-    for (slot, rec) in results.iter_mut().zip(records) {
-        if slot.is_some() {
-            continue;
-        }
-        mb.seq += 1;
-        let seq = mb.seq;
-        mb.ids.insert(rec.id.clone(), seq);
-        mb.messages.insert(seq, rec.record);
-        if let Some(k) = rec.idempotency {
-            idempotency.insert((scope.to_owned(), k), (rec.id, seq, now));
-        }
-        *slot = Some(Appended::Stored { seq });
-    }
-    Ok(AppendOutcome {
-        results: results.into_iter().flatten().collect(),
-        evicted,
-    })
+    /// The retry schedule: (due ms, mailbox, seq). Entries are hints, checked against the
+    /// mailbox's state when they fall due.
+    schedule: BTreeSet<(i64, String, u64)>,
+    /// Dead letters by id (time-sortable), in the same stored form as the Redis engine's.
+    dlq: BTreeMap<String, Vec<u8>>,
 }
 
 /// Cloning is shallow: every clone shares the same state.
@@ -135,9 +96,7 @@ impl MemoryEngine {
         default_max_len: u64,
     ) -> Result<AppendOutcome, StorageError> {
         let mut guard = self.lock();
-        let st = &mut *guard;
-        let mb = st.mailboxes.entry(mailbox.to_owned()).or_default();
-        append_to(mb, &mut st.idempotency, mailbox, records, default_max_len)
+        guard.append_mailbox(mailbox, records, default_max_len)
     }
 
     pub async fn append_many(
@@ -150,9 +109,12 @@ impl MemoryEngine {
         Ok(items
             .into_iter()
             .map(|(mailbox, records)| {
-                let mb = st.mailboxes.entry(mailbox.clone()).or_default();
-                mb.created_at.get_or_insert_with(Utc::now);
-                append_to(mb, &mut st.idempotency, &mailbox, records, default_max_len)
+                st.mailboxes
+                    .entry(mailbox.clone())
+                    .or_default()
+                    .created_at
+                    .get_or_insert_with(Utc::now);
+                st.append_mailbox(&mailbox, records, default_max_len)
             })
             .collect())
     }
@@ -241,6 +203,7 @@ impl MemoryEngine {
                 last_seq: mb.seq,
                 created_at: mb.created_at,
                 config: mb.config.clone(),
+                pending_acks: (mb.flight.len() + mb.wait.len()) as u64,
             })
             .unwrap_or_default())
     }
@@ -271,10 +234,16 @@ impl MemoryEngine {
     pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
         let mut st = self.lock();
         st.idempotency.retain(|(m, _), _| m != mailbox);
-        Ok(st
-            .mailboxes
-            .remove(mailbox)
-            .is_some_and(|m| m.created_at.is_some()))
+        let Some(mb) = st.mailboxes.get_mut(mailbox) else {
+            return Ok(false);
+        };
+        // The seq counter survives, so cursors held by clients never point into a new history.
+        let existed = mb.created_at.is_some();
+        *mb = Mailbox {
+            seq: mb.seq,
+            ..Mailbox::default()
+        };
+        Ok(existed)
     }
 
     pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
@@ -310,7 +279,9 @@ impl MemoryEngine {
             &format!("topic:{topic}"),
             records,
             opts.default_max_len,
+            false,
         )
+        .map(|done| done.outcome)
     }
 
     pub async fn trim_topic(

@@ -1,0 +1,200 @@
+-- Delivery state of one mailbox: receive, take (hand over given seqs), ack, nack, settle (what the
+-- retry scheduler does when an entry falls due), retract (batch rollback).
+-- KEYS[1] messages zset, KEYS[2] ready zset (score = rank * 1e13 + seq), KEYS[3] delivery meta
+-- hash (seq -> "rank:ack:expires_ms"), KEYS[4] attempts hash, KEYS[5] in-flight zset
+-- (score = ack deadline ms), KEYS[6] awaiting-redelivery zset (score = due ms),
+-- KEYS[7] dead-letter outbox hash, KEYS[8] id -> seq hash.
+-- ARGV[1] op, ARGV[2] now ms, ARGV[3] ack deadline ms, ARGV[4] max attempts, ARGV[5] backoff
+-- base ms, ARGV[6] multiplier, ARGV[7] backoff cap ms, ARGV[8] jitter factor, ARGV[9..] per op.
+-- Returns {result, buried} where buried is a flat list seq, meta, record of the dead letters this
+-- call put in the outbox (meta = "reason|attempts|failed_at_ms|last_error").
+local msgs, ready, dm, att, flight, wait, dead, ids =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local op = ARGV[1]
+local now = tonumber(ARGV[2])
+local deadline = tonumber(ARGV[3])
+local max_attempts = tonumber(ARGV[4])
+local base, mult, cap, jitter = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local buried = {}
+
+local function meta(seq)
+  local m = redis.call('HGET', dm, seq)
+  if not m then return nil end
+  local r, a, e = string.match(m, '^(%d+):(%d):(%d+)$')
+  if not r then return nil end
+  return tonumber(r), a == '1', tonumber(e)
+end
+
+local function attempts(seq)
+  return tonumber(redis.call('HGET', att, seq) or '0')
+end
+
+local function record(seq)
+  return redis.call('ZRANGEBYSCORE', msgs, seq, seq)[1]
+end
+
+local function forget(seq)
+  redis.call('ZREM', ready, seq)
+  redis.call('ZREM', flight, seq)
+  redis.call('ZREM', wait, seq)
+  redis.call('HDEL', att, seq)
+  redis.call('HDEL', dm, seq)
+end
+
+local function bury(seq, reason, n, err)
+  local rec = record(seq)
+  forget(seq)
+  if not rec then return end
+  local m = reason .. '|' .. n .. '|' .. string.format('%.0f', now) .. '|' .. err
+  redis.call('HSET', dead, seq, m, seq .. ':r', rec)
+  buried[#buried + 1] = seq
+  buried[#buried + 1] = m
+  buried[#buried + 1] = rec
+end
+
+local function backoff(n)
+  local d = base * mult ^ (n - 1) * jitter
+  if d > cap then d = cap end
+  return math.floor(d)
+end
+
+local function score(rank, seq)
+  return string.format('%.0f', rank * 1e13 + tonumber(seq))
+end
+
+-- Hands `seq` (taken out of ready) over once. Appends seq, attempt, record to `got`, and
+-- seq, deadline to `sched` when an ack is awaited.
+local function hand(seq, got, sched)
+  local rank, ack, exp = meta(seq)
+  redis.call('ZREM', ready, seq)
+  if not rank then return end
+  if exp > 0 and exp <= now then
+    if ack then bury(seq, 'expired', attempts(seq), 'ttl passed before delivery') else forget(seq) end
+    return
+  end
+  local rec = record(seq)
+  if not rec then
+    forget(seq)
+    return
+  end
+  if ack then
+    local n = redis.call('HINCRBY', att, seq, 1)
+    redis.call('ZADD', flight, deadline, seq)
+    sched[#sched + 1] = seq
+    sched[#sched + 1] = deadline
+    got[#got + 1] = seq
+    got[#got + 1] = n
+    got[#got + 1] = rec
+  else
+    forget(seq)
+    got[#got + 1] = seq
+    got[#got + 1] = 1
+    got[#got + 1] = rec
+  end
+end
+
+-- The message named by ARGV[9] if it awaits an ack: its seq and attempts, or an error reply.
+local function pending(id)
+  local seq = redis.call('HGET', ids, id)
+  if not seq then return nil, {'unknown'} end
+  if not meta(seq) then return nil, {'settled'} end
+  local n = attempts(seq)
+  if n == 0 then return nil, {'undelivered'} end
+  return seq, n
+end
+
+if op == 'receive' then
+  local max, scan = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local got, sched = {}, {}
+  local looked = 0
+  while #got < max * 3 and looked < scan do
+    local top = redis.call('ZRANGE', ready, 0, max - #got / 3 - 1)
+    if #top == 0 then break end
+    for _, seq in ipairs(top) do
+      looked = looked + 1
+      hand(seq, got, sched)
+    end
+  end
+  return {{got, sched}, buried}
+elseif op == 'take' then
+  local got, sched = {}, {}
+  for i = 9, #ARGV do
+    if redis.call('ZSCORE', ready, ARGV[i]) then hand(ARGV[i], got, sched) end
+  end
+  return {{got, sched}, buried}
+elseif op == 'ack' then
+  local seq, n = pending(ARGV[9])
+  if not seq then return {n, buried} end
+  forget(seq)
+  return {{'ok', seq, n}, buried}
+elseif op == 'nack' then
+  local seq, n = pending(ARGV[9])
+  if not seq then return {n, buried} end
+  local reason = ARGV[11]
+  if ARGV[10] ~= '1' then
+    bury(seq, 'rejected', n, reason)
+    return {{'dead', seq, n, 'rejected'}, buried}
+  end
+  if n >= max_attempts then
+    bury(seq, 'max_attempts', n, reason)
+    return {{'dead', seq, n, 'max_attempts'}, buried}
+  end
+  redis.call('ZREM', flight, seq)
+  redis.call('ZREM', ready, seq)
+  local due = now + backoff(n)
+  redis.call('ZADD', wait, due, seq)
+  return {{'requeued', seq, n, due}, buried}
+elseif op == 'settle' then
+  -- Returns {'gone'} (nothing more is due), {'later', due}, {'ready'} or {'ready', due}
+  -- (receivable again; `due` is its expiry), {'dead'}.
+  local seq = ARGV[9]
+  local rank, ack, exp = meta(seq)
+  if not rank then return {{'gone'}, buried} end
+  local expired = exp > 0 and exp <= now
+  local fl = redis.call('ZSCORE', flight, seq)
+  local wt = redis.call('ZSCORE', wait, seq)
+  if fl then
+    if tonumber(fl) > now then return {{'later', fl}, buried} end
+    local n = attempts(seq)
+    if expired then
+      bury(seq, 'expired', n, 'ttl passed while awaiting an ack')
+      return {{'dead'}, buried}
+    end
+    if n >= max_attempts then
+      bury(seq, 'max_attempts', n, 'not acked within the ack timeout (attempt ' .. n .. ')')
+      return {{'dead'}, buried}
+    end
+    redis.call('ZREM', flight, seq)
+    local due = now + backoff(n)
+    redis.call('ZADD', wait, due, seq)
+    return {{'later', due}, buried}
+  elseif wt then
+    if tonumber(wt) > now then return {{'later', wt}, buried} end
+    if expired then
+      bury(seq, 'expired', attempts(seq), 'ttl passed before redelivery')
+      return {{'dead'}, buried}
+    end
+    redis.call('ZREM', wait, seq)
+    redis.call('ZADD', ready, score(rank, seq), seq)
+    if ack and exp > 0 then return {{'ready', exp}, buried} end
+    return {{'ready'}, buried}
+  elseif redis.call('ZSCORE', ready, seq) and ack and exp > 0 then
+    if not expired then return {{'later', exp}, buried} end
+    bury(seq, 'expired', attempts(seq), 'ttl passed before delivery')
+    return {{'dead'}, buried}
+  end
+  return {{'gone'}, buried}
+elseif op == 'retract' then
+  -- Removes records a failed batch stored (by id; only the seq they were stored at).
+  local n = 0
+  for i = 9, #ARGV, 2 do
+    local id, seq = ARGV[i], ARGV[i + 1]
+    if redis.call('HGET', ids, id) == seq then
+      forget(seq)
+      redis.call('HDEL', ids, id)
+      n = n + redis.call('ZREMRANGEBYSCORE', msgs, seq, seq)
+    end
+  end
+  return {n, buried}
+end
+return redis.error_reply('unknown delivery op ' .. tostring(op))
