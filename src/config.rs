@@ -35,6 +35,7 @@ pub struct Config {
     pub permissions: Permissions,
     pub delivery: Delivery,
     pub limits: Limits,
+    pub topics: Topics,
     pub dead_letter: DeadLetter,
     pub spool: Spool,
     pub ws: Ws,
@@ -119,6 +120,16 @@ pub struct Limits {
     pub rate_per_second: u32,
     pub rate_burst: u32,
     pub max_blob_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    pub auto_create: bool,
+    pub retention_max_len: u64,
+    /// 0: no age limit.
+    pub retention_seconds: u64,
+    pub trim_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +246,12 @@ impl Config {
                 "rate and burst must be positive",
             ));
         }
+        if self.topics.retention_max_len == 0 {
+            return Err(invalid("topics.retention_max_len", "must be positive"));
+        }
+        if self.topics.trim_interval_seconds == 0 {
+            return Err(invalid("topics.trim_interval_seconds", "must be positive"));
+        }
         if self.delivery.ack_timeout_seconds == 0 {
             return Err(invalid(
                 "delivery.ack_timeout_seconds",
@@ -295,6 +312,7 @@ mod tests {
         assert_eq!(c.server.bind, "127.0.0.1:7700");
         assert_eq!(c.storage.engine, EngineKind::Redis);
         assert_eq!(c.limits.mailbox_max_len, 100_000);
+        assert!(c.topics.auto_create);
     }
 
     #[test]

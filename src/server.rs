@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
-use mailbox_actors::model::MessageLimits;
+use mailbox_actors::model::{MessageLimits, TopicConfig};
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::retry::{RetryHandle, RetrySettings};
@@ -15,6 +15,7 @@ use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
 use mailbox_actors::storage::{DeliverySettings, Engine, StorageHandle};
+use mailbox_actors::topic::TopicSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::TokenAuthority;
@@ -88,6 +89,15 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
         RegistrySettings {
             default_max_len: config.limits.mailbox_max_len,
             idle_timeout: Duration::from_secs(config.server.actor_idle_seconds.max(1)),
+            topics: TopicSettings {
+                auto_create: config.topics.auto_create,
+                defaults: TopicConfig {
+                    retention_max_len: Some(config.topics.retention_max_len),
+                    retention_seconds: (config.topics.retention_seconds > 0)
+                        .then_some(config.topics.retention_seconds),
+                },
+                trim_interval: Duration::from_secs(config.topics.trim_interval_seconds),
+            },
             bus: match config.storage.engine {
                 EngineKind::Redis => Some(
                     EventBus::new(&config.redis.url, &config.redis.key_prefix, &node_id)

@@ -349,17 +349,28 @@ async fn every_rule_is_a_clear_error_and_stores_nothing(b: &Broker) {
         (s, v["error"]["code"].as_str()),
         (413, Some("payload_too_large"))
     );
-    // Topic and broadcast are not built yet: a clear refusal.
+    // Publishing to a pattern is not a topic; broadcast is for admins only.
     let (s, v) = b
         .post(
             &alice,
             "/v1/messages",
-            &json!({"to": "topic:research.ml", "payload": "x"}),
+            &json!({"to": "topic:research.*", "payload": "x"}),
         )
         .await;
     assert_eq!(
         (s, v["error"]["details"]["field"].as_str()),
         (422, Some("to"))
+    );
+    let (s, v) = b
+        .post(
+            &alice,
+            "/v1/messages",
+            &json!({"to": "broadcast", "payload": "x"}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("permission_denied"))
     );
     assert_eq!(b.total("bob").await, 0, "nothing was stored");
 }

@@ -44,6 +44,9 @@ impl From<StorageError> for Error {
             StorageError::UnknownMessage(id) => Error::NotFound {
                 what: format!("message `{id}`"),
             },
+            StorageError::UnknownTopic(t) => Error::NotFound {
+                what: format!("topic `{t}`"),
+            },
             e @ StorageError::NotPending { .. } => Error::Conflict(e.to_string()),
             StorageError::Corrupt(m) => Error::Internal(m),
         }

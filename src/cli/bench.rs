@@ -70,6 +70,31 @@ enum Scenario {
         #[arg(long, env = "MAILBOX_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// One topic, N WebSocket subscribers, a publisher at a steady rate: deliveries/s and
+    /// publish → push latency.
+    Fanout {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Messages published per second.
+        #[arg(long, default_value_t = 300)]
+        rate: u64,
+        #[arg(long, default_value_t = 3000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// The topic published to; subscribers use `--pattern`.
+        #[arg(long, default_value = "bench.fanout.events")]
+        topic: String,
+        #[arg(long, default_value = "bench.fanout.#")]
+        pattern: String,
+        /// Connections opened at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Hold N idle WebSocket sessions; report broker RSS per session.
     Sessions {
         #[command(flatten)]
@@ -220,6 +245,32 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
                 messages,
                 size,
                 raw_redis,
+            )
+            .await
+        }
+        Scenario::Fanout {
+            conn,
+            subscribers,
+            rate,
+            messages,
+            size,
+            topic,
+            pattern,
+            concurrency,
+            config,
+        } => {
+            super::bench_fanout::fanout(
+                &conn.url,
+                &authority(config.as_deref())?,
+                super::bench_fanout::FanoutPlan {
+                    subscribers: subscribers.max(1),
+                    rate: rate.max(1),
+                    messages,
+                    size,
+                    topic,
+                    pattern,
+                    concurrency: concurrency.max(1),
+                },
             )
             .await
         }

@@ -13,7 +13,7 @@ use super::bench::{bar, Figures};
 use crate::auth::TokenAuthority;
 use crate::client::Client;
 
-fn ws_url(base: &str, token: &str) -> String {
+pub(super) fn ws_url(base: &str, token: &str) -> String {
     format!(
         "{}/v1/ws?token={token}",
         base.trim_end_matches('/').replacen("http", "ws", 1)

@@ -310,9 +310,14 @@ pub async fn listen(
         if json {
             println!("{}", serde_json::to_string(&m).map_err(|e| e.to_string())?);
         } else {
+            // Topic messages carry their topic: seqs are per topic.
+            let seq = match &m.topic {
+                Some(t) => format!("{t}#{}", m.seq),
+                None => m.seq.clone(),
+            };
             println!(
                 "{:<8} {:<26} {:<16} {}",
-                m.seq,
+                seq,
                 m.id,
                 m.from,
                 preview(&m.payload, 80)

@@ -3,9 +3,11 @@
 //! `--json`, and exit non-zero with the error's message on stderr.
 
 mod bench;
+mod bench_fanout;
 mod bench_ws;
 mod commands;
 mod delivery;
+mod topics;
 
 use std::path::PathBuf;
 
@@ -63,11 +65,16 @@ pub enum Command {
     Send(Box<commands::SendArgs>),
     /// Browse a mailbox (default: the token's own).
     Inbox(commands::InboxArgs),
+    /// Topics: create, list, info, delete, history.
+    Topic(topics::TopicArgs),
+    /// Durable topic subscriptions into a mailbox: add, list, remove.
+    Sub(topics::SubArgs),
     /// Print live messages of a target over WebSocket; reconnects and resumes by itself.
     Listen {
         #[command(flatten)]
         conn: Conn,
-        /// `mailbox:<agent>` (default: the token's own mailbox).
+        /// `mailbox:<agent>` (default: the token's own mailbox), `topic:<name>` or
+        /// `topic:<pattern>` (e.g. `topic:research.#`, live only).
         #[arg(long)]
         target: Option<String>,
         /// latest, unread, beginning or a seq.
@@ -122,6 +129,8 @@ pub fn main() -> i32 {
                 match other {
                     Command::Send(a) => commands::send(*a).await,
                     Command::Inbox(a) => commands::inbox(a).await,
+                    Command::Topic(a) => topics::topic(a).await,
+                    Command::Sub(a) => topics::sub(a).await,
                     Command::Receive(a) => delivery::receive(a).await,
                     Command::Ack(a) => delivery::ack(a).await,
                     Command::Nack(a) => delivery::nack(a).await,

@@ -1,5 +1,6 @@
 //! The Rust client library: typed REST calls (send, browse, receive, ack, nack, mark read,
-//! mailbox info, dead letters, health) and a reconnecting WebSocket [`Subscriber`].
+//! mailbox info, topics, durable subscriptions, dead letters, health) and a reconnecting
+//! WebSocket [`Subscriber`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailbox::client::ClientError> {
@@ -14,8 +15,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod topics;
 pub mod ws;
 
+pub use topics::{HistoryPage, TopicInfo, TopicList};
 pub use ws::Subscriber;
 
 use mailbox_actors::model::Envelope;

@@ -18,7 +18,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Messages held for the application before the reader waits (backpressure to the broker).
 const BUFFER: usize = 1024;
 
-/// Live messages of one target (`mailbox:<agent>`), across reconnects.
+/// Live messages of one target (`mailbox:<agent>`, `topic:<name>` or `topic:<pattern>`), across
+/// reconnects. A pattern with wildcards (`topic:research.#`) is live only: its messages come
+/// from many topics with seqs of their own, so a reconnect starts from `latest` again and
+/// what was published while disconnected is not replayed (a durable subscription into a
+/// mailbox is the way to miss nothing).
 pub struct Subscriber {
     rx: mpsc::Receiver<Result<Envelope, ClientError>>,
     last_seq: Arc<Mutex<Option<String>>>,
@@ -46,14 +50,18 @@ impl Subscriber {
         let last_seq = Arc::new(Mutex::new(None::<String>));
         let (token, target, from) = (token.to_owned(), target.to_owned(), from.map(str::to_owned));
         let last = last_seq.clone();
+        let resumable = !target
+            .strip_prefix("topic:")
+            .is_some_and(|p| p.contains(['*', '#']));
         let task = tokio::spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
-                let resume = last
-                    .lock()
-                    .map(|l| l.clone())
-                    .unwrap_or(None)
-                    .or_else(|| from.clone());
+                let last_seen = if resumable {
+                    last.lock().map(|l| l.clone()).unwrap_or(None)
+                } else {
+                    None
+                };
+                let resume = last_seen.or_else(|| from.clone());
                 match session(&url, &token, &target, resume.as_deref(), &tx, &last).await {
                     (Ended::Stopped, _) => return,
                     (Ended::Fatal(e), _) => {

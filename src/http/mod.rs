@@ -6,6 +6,8 @@ pub mod delivery;
 pub mod health;
 pub mod mailboxes;
 pub mod messages;
+pub mod subscriptions;
+pub mod topics;
 
 use std::time::Instant;
 
@@ -24,6 +26,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .configure(messages::routes)
             .configure(mailboxes::routes)
+            .configure(topics::routes)
+            .configure(subscriptions::routes)
             .configure(crate::ws::routes)
             .configure(delivery::routes)
             .configure(dead_letters::routes),

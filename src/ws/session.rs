@@ -9,6 +9,15 @@
 //! from storage; pushes that arrive meanwhile are buffered and, once the replay is done, only
 //! those past the replay's cursor are sent. Seqs of a mailbox are contiguous, so a live push
 //! that skips one (a write this node did not see) triggers a catch-up from storage first.
+//!
+//! Topic targets (`topic:<pattern>`, see [`topics`]) register with the node's router instead.
+//! A single topic behaves like a mailbox over its history (exact resume from a seq); a pattern
+//! with wildcards is live only, its pushes go straight out.
+
+mod replay;
+mod topics;
+
+use replay::Replay;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +31,7 @@ use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
 use mailbox_actors::model::check_mailbox_name;
 use mailbox_actors::registry::CloseSession;
 use mailbox_actors::storage::ReadMark;
+use mailbox_actors::topic::TopicHandle;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
@@ -54,8 +64,18 @@ enum Mode {
     Live,
 }
 
+/// Where a subscription's messages come from.
+enum Source {
+    /// A mailbox: backlog, then live; exact resume.
+    Mailbox(MailboxHandle),
+    /// One topic: live, with exact resume from its history when `from` is a seq.
+    Topic(TopicHandle),
+    /// A topic pattern with wildcards: live only, pushes are sent as they come.
+    Pattern,
+}
+
 struct Subscription {
-    mailbox: MailboxHandle,
+    source: Source,
     /// The last seq sent to the client.
     cursor: u64,
     mode: Mode,
@@ -216,11 +236,7 @@ impl WsSession {
             ClientFrame::Unsubscribe { subscription, .. } => {
                 match self.subs.remove(&subscription) {
                     Some(sub) => {
-                        let key = SubscriberKey {
-                            session: self.id,
-                            subscription: subscription.clone(),
-                        };
-                        actix_web::rt::spawn(async move { sub.mailbox.unsubscribe(key).await });
+                        self.detach(subscription.clone(), sub.source);
                         self.ok(reference, json!({ "subscription": subscription }), ctx);
                     }
                     None => self.error(
@@ -357,10 +373,13 @@ impl WsSession {
         from: Option<&str>,
         ctx: &mut Context<Self>,
     ) {
+        if let Some(pattern) = target.strip_prefix("topic:") {
+            return self.subscribe_topic(reference, pattern, from, ctx);
+        }
         let Some(name) = target.strip_prefix("mailbox:") else {
             let e = ApiError::validation(
                 "target",
-                "subscribe to `mailbox:<agent>` (topic subscriptions are not available yet)",
+                "subscribe to `mailbox:<agent>` or `topic:<pattern>`",
             );
             return self.error(reference, &e, ctx);
         };
@@ -380,7 +399,7 @@ impl WsSession {
         self.subs.insert(
             sub_id.clone(),
             Subscription {
-                mailbox: mailbox.clone(),
+                source: Source::Mailbox(mailbox.clone()),
                 cursor: 0,
                 mode: Mode::CatchingUp(Vec::new()),
             },
@@ -428,12 +447,12 @@ impl WsSession {
         let Some(sub) = self.subs.get(&sub_id) else {
             return;
         };
-        let (mailbox, mut cursor, out, reader) = (
-            sub.mailbox.clone(),
-            sub.cursor,
-            self.out.clone(),
-            self.agent.id.clone(),
-        );
+        let source = match &sub.source {
+            Source::Mailbox(m) => Replay::Mailbox(m.clone()),
+            Source::Topic(t) => Replay::Topic(t.clone()),
+            Source::Pattern => return,
+        };
+        let (mut cursor, out, reader) = (sub.cursor, self.out.clone(), self.agent.id.clone());
         let sid = sub_id.clone();
         let fut = async move {
             loop {
@@ -443,29 +462,7 @@ impl WsSession {
                     limit: REPLAY_PAGE,
                     ..Default::default()
                 };
-                let mut page = mailbox.browse(&reader, &q).await?;
-                // Replayed messages that await an ack are delivery attempts too: record them
-                // (in order, before sending) and stamp the attempt each one is.
-                let awaiting: Vec<u64> = page
-                    .messages
-                    .iter()
-                    .filter(|e| e.require_ack)
-                    .filter_map(|e| e.seq.parse().ok())
-                    .collect();
-                if !awaiting.is_empty() {
-                    let attempts: std::collections::HashMap<u64, u32> = mailbox
-                        .record_delivery(awaiting)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    for env in &mut page.messages {
-                        env.attempt = env
-                            .seq
-                            .parse()
-                            .ok()
-                            .and_then(|s: u64| attempts.get(&s).copied());
-                    }
-                }
+                let page = source.replay_page(&reader, &q).await?;
                 for env in &page.messages {
                     let json = serde_json::to_string(env)
                         .map_err(|e| mailbox_actors::Error::Internal(e.to_string()))?;
@@ -514,6 +511,10 @@ impl WsSession {
         let Some(sub) = self.subs.get_mut(&p.subscription) else {
             return;
         };
+        if matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
+            // Live only, and seqs come from many topics: nothing to order or resume.
+            return self.push_out(&p, ctx);
+        }
         match &mut sub.mode {
             Mode::CatchingUp(buf) => {
                 buf.push(p);
@@ -542,11 +543,30 @@ impl WsSession {
             }
             Mode::Live => sub.cursor = p.seq,
         }
+        self.push_out(&p, ctx);
+    }
+
+    /// Sends one live push, with the delivery metrics.
+    fn push_out(&mut self, p: &Pushed, ctx: &mut Context<Self>) {
         let latency =
             (chrono::Utc::now().timestamp_millis() - p.created_at_ms).max(0) as f64 / 1000.0;
         if self.send(Outgoing::Text(message_frame(&p.subscription, &p.json)), ctx) {
             metrics::counter!("mailbox_messages_delivered_total", "transport" => "ws").increment(1);
             metrics::histogram!("mailbox_delivery_latency_seconds").record(latency);
+        }
+    }
+
+    /// Stops the pushes of a subscription that has been dropped.
+    fn detach(&self, subscription: String, source: Source) {
+        let key = SubscriberKey {
+            session: self.id,
+            subscription,
+        };
+        match source {
+            Source::Mailbox(m) => {
+                actix_web::rt::spawn(async move { m.unsubscribe(key).await });
+            }
+            Source::Topic(_) | Source::Pattern => self.state.registry.router().remove_live(key),
         }
     }
 }
@@ -577,12 +597,9 @@ impl Actor for WsSession {
 
     fn stopped(&mut self, _: &mut Self::Context) {
         self.state.registry.unregister_session(self.id);
-        for (sub_id, sub) in self.subs.drain() {
-            let key = SubscriberKey {
-                session: self.id,
-                subscription: sub_id,
-            };
-            actix_web::rt::spawn(async move { sub.mailbox.unsubscribe(key).await });
+        let subs: Vec<(String, Subscription)> = self.subs.drain().collect();
+        for (sub_id, sub) in subs {
+            self.detach(sub_id, sub.source);
         }
     }
 }

@@ -13,14 +13,14 @@ use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
 use super::messages::{
-    AddSubscriber, Deliver, Pushed, RemoteAppend, RemoveSubscriber, Retire, SubscriberKey, Wake,
-    Watch,
+    AddSubscriber, Deliver, Pushed, RemoteAppend, RemoveSubscriber, Retire, Stored, SubscriberKey,
+    Wake, Watch,
 };
 use crate::storage::events::EventBus;
-use crate::storage::{decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle};
-
-/// Most records one group commit stores.
-const MAX_GROUP: usize = 512;
+use crate::storage::group::{next_group, split as split_outcome};
+use crate::storage::{
+    decode, AppendOutcome, Appended, NewRecord, StorageError, StorageHandle, Stream,
+};
 
 type Reply = oneshot::Sender<Result<AppendOutcome, StorageError>>;
 
@@ -109,29 +109,6 @@ impl MailboxActor {
             .store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Takes the next group of whole sends: at most `MAX_GROUP` records, no idempotency key twice.
-    fn next_group(&mut self) -> Vec<(Vec<NewRecord>, Reply)> {
-        let mut group = Vec::new();
-        let mut count = 0;
-        let mut keys = std::collections::HashSet::new();
-        while let Some((records, _)) = self.queue.front() {
-            let fits = group.is_empty() || count + records.len() <= MAX_GROUP;
-            let clash = records
-                .iter()
-                .filter_map(|r| r.idempotency.as_ref())
-                .any(|k| keys.contains(k));
-            if !fits || clash {
-                break;
-            }
-            keys.extend(records.iter().filter_map(|r| r.idempotency.clone()));
-            count += records.len();
-            if let Some(item) = self.queue.pop_front() {
-                group.push(item);
-            }
-        }
-        group
-    }
-
     fn flush(&mut self, ctx: &mut Context<Self>) {
         if self.writing || self.queue.is_empty() {
             if self.retired && !self.writing && self.queue.is_empty() {
@@ -140,7 +117,7 @@ impl MailboxActor {
             self.update_busy();
             return;
         }
-        let group = self.next_group();
+        let group = next_group(&mut self.queue);
         self.writing = true;
         self.update_busy();
         let storage = self.storage.clone();
@@ -245,18 +222,10 @@ async fn store_group(
 ) -> Vec<Result<AppendOutcome, StorageError>> {
     let all: Vec<NewRecord> = group.iter().flat_map(|(r, _)| r.iter().cloned()).collect();
     match storage.append(name, all, max_len).await {
-        Ok(mut outcome) => {
-            let mut out = Vec::with_capacity(group.len());
-            let mut results = outcome.results.drain(..);
-            let mut evicted = Some(std::mem::take(&mut outcome.evicted));
-            for (records, _) in group {
-                out.push(Ok(AppendOutcome {
-                    results: results.by_ref().take(records.len()).collect(),
-                    evicted: evicted.take().unwrap_or_default(),
-                }));
-            }
-            out
-        }
+        Ok(outcome) => split_outcome(outcome, group.iter().map(|(r, _)| r.len()))
+            .into_iter()
+            .map(Ok)
+            .collect(),
         Err(StorageError::MailboxFull { .. }) if group.len() > 1 => {
             let mut out = Vec::with_capacity(group.len());
             for (records, _) in group {
@@ -309,6 +278,27 @@ impl Handler<Deliver> for MailboxActor {
                 ))
             })
         })
+    }
+}
+
+impl Handler<Stored> for MailboxActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Stored, _: &mut Context<Self>) {
+        let mut last = 0;
+        for (seq, rec) in &msg.records {
+            last = last.max(*seq);
+            // Sets `Pushed.require_ack` from the copy's envelope, like a direct send's push.
+            self.push(*seq, &rec.record);
+        }
+        if last > 0 {
+            self.liveness.seq.send_if_modified(|s| {
+                let changed = last > *s;
+                *s = (*s).max(last);
+                changed
+            });
+        }
+        self.update_busy();
     }
 }
 
@@ -376,7 +366,12 @@ impl Handler<RemoteAppend> for MailboxActor {
         let (storage, name) = (self.storage.clone(), self.name.clone());
         let fut = async move {
             storage
-                .range(&name, after, Some(msg.seq + 1), REMOTE_FETCH as usize)
+                .range(
+                    &Stream::Mailbox(name),
+                    after,
+                    Some(msg.seq + 1),
+                    REMOTE_FETCH as usize,
+                )
                 .await
         };
         ctx.spawn(fut.into_actor(self).map(|r, act, _| match r {

@@ -12,6 +12,14 @@ pub struct Deliver {
     pub records: Vec<NewRecord>,
 }
 
+/// Records a fan-out stored in this mailbox without going through the actor (one batched
+/// append for many mailboxes): push them to live subscribers and wake long-polls.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stored {
+    pub records: Vec<(u64, NewRecord)>,
+}
+
 /// A receiver that changes whenever this node stores something in the mailbox (long-poll wake).
 #[derive(Message)]
 #[rtype(result = "watch::Receiver<u64>")]

@@ -89,7 +89,8 @@ impl MailboxHandle {
     }
 
     pub async fn browse(&self, reader: &str, q: &BrowseQuery) -> Result<Page, Error> {
-        query::browse(self.registry.storage(), &self.name, reader, q).await
+        let stream = crate::storage::Stream::Mailbox(self.name.clone());
+        query::browse(self.registry.storage(), &stream, reader, q).await
     }
 
     /// Browses, and if nothing matches waits up to `wait` for a matching message to arrive.

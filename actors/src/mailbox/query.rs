@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use crate::error::Error;
 use crate::model::{Envelope, MessageFilter};
-use crate::storage::StorageHandle;
+use crate::storage::{StorageHandle, Stream};
 
 /// Most messages one page may hold.
 pub const MAX_PAGE: usize = 500;
@@ -33,17 +33,24 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// Scans `stream` in seq order from the query's cursor and collects what matches.
+/// Scans `stream` (a mailbox or a topic history) in seq order from the query's cursor and
+/// collects what matches. Read state exists only in mailboxes: `unread_only` on a topic is
+/// refused.
 pub async fn browse(
     storage: &StorageHandle,
-    stream: &str,
+    stream: &Stream,
     reader: &str,
     q: &BrowseQuery,
 ) -> Result<Page, Error> {
-    let read = if q.unread_only {
-        Some(storage.read_state(stream, reader).await?)
-    } else {
-        None
+    let read = match (q.unread_only, stream) {
+        (false, _) => None,
+        (true, Stream::Mailbox(name)) => Some(storage.read_state(name, reader).await?),
+        (true, Stream::Topic(_)) => {
+            return Err(Error::invalid(
+                "unread",
+                "topics have no read state: `unread` applies to mailboxes",
+            ))
+        }
     };
     let limit = q.limit.clamp(1, MAX_PAGE);
     let chunk = (limit * 2).clamp(100, MAX_PAGE);

@@ -2,11 +2,16 @@
 
 pub mod address;
 pub mod message;
+pub mod topic;
 
 pub use address::{is_valid_agent_id, is_valid_topic, is_valid_topic_pattern, Address};
 pub use message::{
     check_mailbox_name, Envelope, MailboxConfig, MessageFilter, MessageLimits, Overflow, Priority,
     RequestError, SendRequest,
+};
+pub use topic::{
+    check_topic_name, check_topic_pattern, is_single_topic, is_under, Subscription, TopicConfig,
+    TopicStats,
 };
 
 /// A new ULID string: unique and time-sortable.

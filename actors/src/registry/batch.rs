@@ -59,7 +59,7 @@ impl RegistryHandle {
             let Address::Mailbox(name) = &item.to else {
                 return Err(at(i)(Error::invalid(
                     "to",
-                    "topic and broadcast addresses are not available yet; send to `mailbox:<agent>`",
+                    "a batch is stored all or nothing, so it takes only `mailbox:<agent>` targets; send topic and broadcast messages one by one",
                 )));
             };
             let mut env = item.request.into_envelope(from, model::new_id(), now);
@@ -103,6 +103,7 @@ impl RegistryHandle {
                     status: "stored",
                     recipients: 1,
                     seq: Some(seq.to_string()),
+                    failed: 0,
                 });
             }
             stored.push((g.mailbox.clone(), mine));

@@ -3,12 +3,28 @@
 use actix::{Addr, Message};
 
 use crate::mailbox::MailboxActor;
+use crate::topic::TopicActor;
 
 /// The live actor of a mailbox, started if needed.
 #[derive(Message)]
 #[rtype(result = "Addr<MailboxActor>")]
 pub struct GetMailbox {
     pub name: String,
+}
+
+/// The live actor of a topic, started if needed.
+#[derive(Message)]
+#[rtype(result = "Addr<TopicActor>")]
+pub struct GetTopic {
+    pub name: String,
+}
+
+/// Records a fan-out stored in mailboxes directly: (mailbox, seq, record). Mailboxes with a
+/// live actor on this node get them pushed; the others have nobody to tell.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct NotifyStored {
+    pub items: Vec<(String, u64, crate::storage::NewRecord)>,
 }
 
 /// Something became receivable in a mailbox outside its actor (e.g. a redelivery): wake its
@@ -27,6 +43,7 @@ pub struct CountActors;
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ActorCounts {
     pub mailboxes: usize,
+    pub topics: usize,
     pub sessions: usize,
 }
 

@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod batch;
+mod fanout;
 pub mod messages;
 
 use actix::prelude::*;
@@ -9,47 +10,66 @@ use chrono::Utc;
 
 pub use actor::{Registry, RegistrySettings};
 pub use batch::{BatchError, BatchItem, MAX_BATCH};
+pub use fanout::{FANOUT_CHUNK, FANOUT_IN_FLIGHT};
 pub use messages::{ActorCounts, CloseSession};
 
 use crate::error::Error;
 use crate::mailbox::{MailboxActor, MailboxHandle};
 use crate::model::{self, Address, SendRequest};
 use crate::storage::{Appended, DeliverySettings, NewRecord, StorageHandle};
+use crate::topic::{RouterHandle, TopicActor, TopicHandle, TopicSettings};
 
-/// What a send answers (`201 {id, status, recipients}`).
+/// What a send answers (`201 {id, status, recipients}`). `recipients` counts the stored
+/// copies: 1 for a direct message; for a topic, 1 for its history plus one per mailbox with a
+/// matching durable subscription; for a broadcast, one per known agent. Live WebSocket pushes
+/// are not counted (they are not stored).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SendReceipt {
     pub id: String,
     pub status: &'static str,
     pub recipients: u64,
-    /// The stored copy's position, when there is one stream.
+    /// The stored copy's position, when there is one stream (a topic: its history's seq).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<String>,
+    /// Mailbox copies of a fan-out that could not be stored (e.g. a full mailbox); logged and
+    /// counted in `mailbox_fanout_failures_total`. Left out when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed: u64,
 }
 
-/// Cloneable access to the registry and, through it, to every mailbox.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Cloneable access to the registry and, through it, to every mailbox and topic.
 #[derive(Clone)]
 pub struct RegistryHandle {
     addr: Addr<Registry>,
     storage: StorageHandle,
+    router: RouterHandle,
+    topics: TopicSettings,
     directory: actor::Directory,
     delivery: DeliverySettings,
-    /// `limits.mailbox_max_len` (batch capacity checks).
+    /// `limits.mailbox_max_len`: batch capacity checks, and fan-out appends that bypass the
+    /// mailbox actors.
     default_max_len: u64,
 }
 
 impl RegistryHandle {
-    /// Starts the registry under a supervisor on the current arbiter.
+    /// Starts the router and the registry under supervisors on the current arbiter.
     pub fn start(storage: StorageHandle, settings: RegistrySettings) -> Self {
-        let s = storage.clone();
+        let router = RouterHandle::start(storage.clone());
+        let topics = settings.topics.clone();
         let directory = actor::Directory::default();
-        let d = directory.clone();
         let delivery = settings.delivery.clone();
         let default_max_len = settings.default_max_len;
-        let addr = Supervisor::start(move |_| Registry::new(s, settings, d));
+        let (s, r, d) = (storage.clone(), router.clone(), directory.clone());
+        let addr = Supervisor::start(move |_| Registry::new(s, r, settings, d));
         Self {
             addr,
             storage,
+            router,
+            topics,
             directory,
             delivery,
             default_max_len,
@@ -58,6 +78,15 @@ impl RegistryHandle {
 
     pub fn storage(&self) -> &StorageHandle {
         &self.storage
+    }
+
+    /// Live pattern subscriptions and durable subscriptions of this node.
+    pub fn router(&self) -> &RouterHandle {
+        &self.router
+    }
+
+    pub fn topic_settings(&self) -> &TopicSettings {
+        &self.topics
     }
 
     /// Config `[delivery]`.
@@ -76,6 +105,19 @@ impl RegistryHandle {
         MailboxHandle::new(name.to_owned(), self.clone())
     }
 
+    pub fn topic(&self, name: &str) -> TopicHandle {
+        TopicHandle::new(name.to_owned(), self.clone())
+    }
+
+    pub(crate) async fn topic_actor(&self, name: &str) -> Result<Addr<TopicActor>, Error> {
+        Ok(self
+            .addr
+            .send(messages::GetTopic {
+                name: name.to_owned(),
+            })
+            .await?)
+    }
+
     pub(crate) async fn mailbox_actor(&self, name: &str) -> Result<Addr<MailboxActor>, Error> {
         let known = self
             .directory
@@ -92,6 +134,13 @@ impl RegistryHandle {
                 name: name.to_owned(),
             })
             .await?)
+    }
+
+    /// Tells the live mailbox actors of this node about records a fan-out stored directly.
+    pub(crate) fn notify_stored(&self, items: Vec<(String, u64, NewRecord)>) {
+        if !items.is_empty() {
+            self.addr.do_send(messages::NotifyStored { items });
+        }
     }
 
     /// Records a new WebSocket session (counted in stats, closed at shutdown).
@@ -131,11 +180,10 @@ impl RegistryHandle {
         to: &Address,
         idempotency_key: Option<&str>,
     ) -> Result<SendReceipt, Error> {
-        let Address::Mailbox(name) = to else {
-            return Err(Error::invalid(
-                "to",
-                "topic and broadcast addresses are not available yet; send to `mailbox:<agent>`",
-            ));
+        let name = match to {
+            Address::Mailbox(name) => name,
+            Address::Topic(topic) => return self.publish(from, req, topic, idempotency_key).await,
+            Address::Broadcast => return self.broadcast(from, req, idempotency_key).await,
         };
         let mut env = req.into_envelope(from, model::new_id(), Utc::now());
         env.mailbox = Some(name.clone());
@@ -155,6 +203,7 @@ impl RegistryHandle {
             status: "stored",
             recipients: 1,
             seq: Some(seq.to_string()),
+            failed: 0,
         })
     }
 }

@@ -10,9 +10,10 @@ use actix::prelude::*;
 use chrono::Utc;
 
 use super::{
-    AppendOutcome, Engine, MailboxStats, NewRecord, ReadMark, ReadState, StorageError, StoredRecord,
+    AppendOutcome, Engine, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
+    StoredRecord, Stream, TopicAppend,
 };
-use crate::model::MailboxConfig;
+use crate::model::{MailboxConfig, Subscription, TopicConfig, TopicStats};
 
 /// Consecutive backend failures that open the circuit.
 const BREAKER_THRESHOLD: u32 = 5;
@@ -111,9 +112,13 @@ storage_op!(
     Append { mailbox: String, records: Vec<NewRecord>, default_max_len: u64 } -> AppendOutcome,
     |e, m| e.append(&m.mailbox, m.records, m.default_max_len).await);
 storage_op!(
-    /// Read records by position.
-    Range { mailbox: String, after: u64, before: Option<u64>, limit: usize } -> Vec<StoredRecord>,
-    |e, m| e.range(&m.mailbox, m.after, m.before, m.limit).await);
+    /// Append to many mailboxes at once (a fan-out); one result per mailbox.
+    AppendMany { items: Vec<(String, Vec<NewRecord>)>, default_max_len: u64 } -> Vec<Result<AppendOutcome, StorageError>>,
+    |e, m| e.append_many(m.items, m.default_max_len).await);
+storage_op!(
+    /// Read records of a mailbox or topic history by position.
+    Range { stream: Stream, after: u64, before: Option<u64>, limit: usize } -> Vec<StoredRecord>,
+    |e, m| e.range(&m.stream, m.after, m.before, m.limit).await);
 storage_op!(
     /// One reader's read state in one mailbox.
     ReadStateOf { mailbox: String, reader: String } -> ReadState,
@@ -142,6 +147,46 @@ storage_op!(
     /// Every agent that has a mailbox.
     KnownAgents {} -> Vec<String>,
     |e, _m| e.known_agents().await);
+storage_op!(
+    /// Append records atomically to a topic's history.
+    AppendTopic { topic: String, records: Vec<NewRecord>, opts: TopicAppend } -> AppendOutcome,
+    |e, m| e.append_topic(&m.topic, m.records, m.opts).await);
+storage_op!(
+    /// Drop a topic's oldest messages past a length or an age.
+    TrimTopic { topic: String, max_len: Option<u64>, older_than_ms: Option<i64> } -> u64,
+    |e, m| e.trim_topic(&m.topic, m.max_len, m.older_than_ms).await);
+storage_op!(
+    /// Create or reconfigure a topic.
+    ConfigureTopic { topic: String, config: TopicConfig } -> bool,
+    |e, m| e.configure_topic(&m.topic, &m.config).await);
+storage_op!(
+    /// Counts and settings of a topic, if it exists.
+    TopicStatsOf { topic: String } -> Option<TopicStats>,
+    |e, m| e.topic_stats(&m.topic).await);
+storage_op!(
+    /// Delete a topic and its history.
+    DeleteTopic { topic: String } -> bool,
+    |e, m| e.delete_topic(&m.topic).await);
+storage_op!(
+    /// Topics under a prefix.
+    ListTopics { prefix: String, after: Option<String>, limit: usize } -> Vec<TopicStats>,
+    |e, m| e.list_topics(&m.prefix, m.after.as_deref(), m.limit).await);
+storage_op!(
+    /// Store a durable subscription (or find the same one).
+    AddSubscription { sub: Subscription } -> (Subscription, bool),
+    |e, m| e.add_subscription(&m.sub).await);
+storage_op!(
+    /// Remove a durable subscription.
+    RemoveSubscription { id: String } -> Option<Subscription>,
+    |e, m| e.remove_subscription(&m.id).await);
+storage_op!(
+    /// Every durable subscription.
+    Subscriptions {} -> Vec<Subscription>,
+    |e, _m| e.subscriptions().await);
+storage_op!(
+    /// The subscription change counter.
+    SubscriptionsVersion {} -> u64,
+    |e, _m| e.subscriptions_version().await);
 
 /// Cloneable, typed access to the storage actor.
 #[derive(Clone)]
@@ -205,15 +250,28 @@ impl StorageHandle {
         .await?
     }
 
+    /// Appends to many mailboxes at once (a fan-out); one result per mailbox, in order.
+    pub async fn append_many(
+        &self,
+        items: Vec<(String, Vec<NewRecord>)>,
+        default_max_len: u64,
+    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
+        self.call(AppendMany {
+            items,
+            default_max_len,
+        })
+        .await?
+    }
+
     pub async fn range(
         &self,
-        mailbox: &str,
+        stream: &Stream,
         after: u64,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StorageError> {
         self.call(Range {
-            mailbox: mailbox.to_owned(),
+            stream: stream.clone(),
             after,
             before,
             limit,
@@ -279,6 +337,96 @@ impl StorageHandle {
 
     pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
         self.call(KnownAgents {}).await?
+    }
+
+    pub async fn append_topic(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        opts: TopicAppend,
+    ) -> Result<AppendOutcome, StorageError> {
+        self.call(AppendTopic {
+            topic: topic.to_owned(),
+            records,
+            opts,
+        })
+        .await?
+    }
+
+    pub async fn trim_topic(
+        &self,
+        topic: &str,
+        max_len: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        self.call(TrimTopic {
+            topic: topic.to_owned(),
+            max_len,
+            older_than_ms,
+        })
+        .await?
+    }
+
+    pub async fn configure_topic(
+        &self,
+        topic: &str,
+        config: TopicConfig,
+    ) -> Result<bool, StorageError> {
+        self.call(ConfigureTopic {
+            topic: topic.to_owned(),
+            config,
+        })
+        .await?
+    }
+
+    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+        self.call(TopicStatsOf {
+            topic: topic.to_owned(),
+        })
+        .await?
+    }
+
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+        self.call(DeleteTopic {
+            topic: topic.to_owned(),
+        })
+        .await?
+    }
+
+    pub async fn list_topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicStats>, StorageError> {
+        self.call(ListTopics {
+            prefix: prefix.to_owned(),
+            after: after.map(str::to_owned),
+            limit,
+        })
+        .await?
+    }
+
+    pub async fn add_subscription(
+        &self,
+        sub: Subscription,
+    ) -> Result<(Subscription, bool), StorageError> {
+        self.call(AddSubscription { sub }).await?
+    }
+
+    pub async fn remove_subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<Subscription>, StorageError> {
+        self.call(RemoveSubscription { id: id.to_owned() }).await?
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+        self.call(Subscriptions {}).await?
+    }
+
+    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+        self.call(SubscriptionsVersion {}).await?
     }
 }
 

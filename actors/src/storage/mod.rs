@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod delivery;
 pub mod events;
+pub mod group;
 pub mod memory;
 pub mod redis;
 
@@ -15,7 +16,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Envelope, MailboxConfig};
+use crate::model::{Envelope, MailboxConfig, Subscription, TopicConfig, TopicStats};
 
 pub use actor::{StorageActor, StorageHandle};
 pub use delivery::{
@@ -38,6 +39,9 @@ pub enum StorageError {
     MailboxFull { mailbox: String, max_len: u64 },
     #[error("message `{0}` not found")]
     UnknownMessage(String),
+    /// A topic append that may not create the topic found none.
+    #[error("topic `{0}` not found")]
+    UnknownTopic(String),
     /// The message exists but no delivery of it awaits a settlement (already acked, consumed,
     /// dead-lettered, or not handed over yet).
     #[error("message `{id}` is not awaiting an ack: {why}")]
@@ -56,6 +60,31 @@ impl From<deadpool_redis::PoolError> for StorageError {
     fn from(e: deadpool_redis::PoolError) -> Self {
         StorageError::Unavailable(e.to_string())
     }
+}
+
+/// A stream of records: a mailbox or a topic's history. The two live in separate key spaces, so
+/// a topic is never taken for a mailbox, nor counted as a known agent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Stream {
+    Mailbox(String),
+    Topic(String),
+}
+
+impl Stream {
+    pub fn name(&self) -> &str {
+        match self {
+            Stream::Mailbox(n) | Stream::Topic(n) => n,
+        }
+    }
+}
+
+/// How an append to a topic history treats the topic.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicAppend {
+    /// Create the topic if it does not exist; otherwise a missing topic is `UnknownTopic`.
+    pub create: bool,
+    /// The history length a topic without its own `retention_max_len` keeps.
+    pub default_max_len: u64,
 }
 
 /// One message to append. `record` is the encoded envelope (see [`encode`]).
@@ -223,15 +252,27 @@ impl Engine {
         dispatch!(self, e => e.append(mailbox, records, default_max_len))
     }
 
-    /// Records with `after < seq < before`, ascending, at most `limit`.
+    /// Appends to many mailboxes (a fan-out) in as few round trips as the engine allows, and
+    /// records their agents as known. Each mailbox's append is atomic on its own; one result
+    /// per item, in order.
+    pub async fn append_many(
+        &self,
+        items: Vec<(String, Vec<NewRecord>)>,
+        default_max_len: u64,
+    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
+        dispatch!(self, e => e.append_many(items, default_max_len))
+    }
+
+    /// Records of a mailbox or topic history with `after < seq < before`, ascending, at most
+    /// `limit`.
     pub async fn range(
         &self,
-        mailbox: &str,
+        stream: &Stream,
         after: u64,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StorageError> {
-        dispatch!(self, e => e.range(mailbox, after, before, limit))
+        dispatch!(self, e => e.range(stream, after, before, limit))
     }
 
     pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
@@ -273,6 +314,83 @@ impl Engine {
 
     pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
         dispatch!(self, e => e.known_agents())
+    }
+
+    /// Appends to a topic's history, dropping its oldest messages past its length limit.
+    pub async fn append_topic(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        opts: TopicAppend,
+    ) -> Result<AppendOutcome, StorageError> {
+        dispatch!(self, e => e.append_topic(topic, records, opts))
+    }
+
+    /// Drops a topic's oldest messages while it holds more than `max_len` or they were
+    /// created before `older_than_ms`; answers how many went.
+    pub async fn trim_topic(
+        &self,
+        topic: &str,
+        max_len: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        dispatch!(self, e => e.trim_topic(topic, max_len, older_than_ms))
+    }
+
+    /// Creates the topic if needed and stores its settings; answers whether it was new.
+    pub async fn configure_topic(
+        &self,
+        topic: &str,
+        config: &TopicConfig,
+    ) -> Result<bool, StorageError> {
+        dispatch!(self, e => e.configure_topic(topic, config))
+    }
+
+    /// Counts and settings of a topic; `None` if it does not exist.
+    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+        dispatch!(self, e => e.topic_stats(topic))
+    }
+
+    /// Deletes a topic and its history; answers whether it existed.
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+        dispatch!(self, e => e.delete_topic(topic))
+    }
+
+    /// Topics at or under `prefix` (by segment), by name, after `after`, at most `limit`.
+    pub async fn list_topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicStats>, StorageError> {
+        dispatch!(self, e => e.list_topics(prefix, after, limit))
+    }
+
+    /// Stores a durable subscription unless one with the same pattern and mailbox exists;
+    /// answers the stored one and whether it is new.
+    pub async fn add_subscription(
+        &self,
+        sub: &Subscription,
+    ) -> Result<(Subscription, bool), StorageError> {
+        dispatch!(self, e => e.add_subscription(sub))
+    }
+
+    /// Removes a durable subscription; answers it if it existed.
+    pub async fn remove_subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<Subscription>, StorageError> {
+        dispatch!(self, e => e.remove_subscription(id))
+    }
+
+    /// Every durable subscription.
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+        dispatch!(self, e => e.subscriptions())
+    }
+
+    /// A number that changes whenever a subscription is added or removed (on any node).
+    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+        dispatch!(self, e => e.subscriptions_version())
     }
 }
 

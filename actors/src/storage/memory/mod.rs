@@ -2,7 +2,10 @@
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
 //! Delivery state (receive, acks, retry schedule, dead letters) is in [`delivery`].
 
+mod append;
 mod delivery;
+
+use append::append_to;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -10,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::delivery::{Buried, DeadReason, DeliveryMeta};
+use super::delivery::DeliveryMeta;
 use super::{
-    record_id, AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
-    StoredRecord,
+    record_id, AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
+    StoredRecord, Stream, TopicAppend,
 };
-use crate::model::{MailboxConfig, Overflow};
+use crate::model::{is_under, MailboxConfig, Overflow, Subscription, TopicConfig, TopicStats};
 
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -46,10 +49,18 @@ impl Mailbox {
     }
 }
 
+/// (scope, key) -> (first id, its seq, when). The scope is a mailbox name or `topic:<name>`.
+type Idempotency = HashMap<(String, String), (String, u64, Instant)>;
+
 #[derive(Default)]
 struct State {
     mailboxes: HashMap<String, Mailbox>,
-    idempotency: HashMap<(String, String), (String, u64, Instant)>,
+    /// Topic histories: the same stream structure, a separate name space.
+    topics: BTreeMap<String, Mailbox>,
+    idempotency: Idempotency,
+    subscriptions: BTreeMap<String, Subscription>,
+    /// Bumped on every subscription change (nodes compare it to know when to reload).
+    subscriptions_version: u64,
     /// The retry schedule: (due ms, mailbox, seq). Entries are hints, checked against the
     /// mailbox's state when they fall due.
     schedule: BTreeSet<(i64, String, u64)>,
@@ -84,102 +95,43 @@ impl MemoryEngine {
         records: Vec<NewRecord>,
         default_max_len: u64,
     ) -> Result<AppendOutcome, StorageError> {
-        let mut st = self.lock();
-        let now = Instant::now();
-        st.idempotency
-            .retain(|_, v| now.duration_since(v.2) < IDEMPOTENCY_TTL);
-        let mut results: Vec<Option<Appended>> = records
-            .iter()
-            .map(|r| {
-                r.idempotency.as_ref().and_then(|k| {
-                    st.idempotency
-                        .get(&(mailbox.to_owned(), k.clone()))
-                        .map(|(id, seq, _)| Appended::Duplicate {
-                            id: id.clone(),
-                            seq: *seq,
-                        })
-                })
+        let mut guard = self.lock();
+        guard.append_mailbox(mailbox, records, default_max_len)
+    }
+
+    pub async fn append_many(
+        &self,
+        items: Vec<(String, Vec<NewRecord>)>,
+        default_max_len: u64,
+    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        Ok(items
+            .into_iter()
+            .map(|(mailbox, records)| {
+                st.mailboxes
+                    .entry(mailbox.clone())
+                    .or_default()
+                    .created_at
+                    .get_or_insert_with(Utc::now);
+                st.append_mailbox(&mailbox, records, default_max_len)
             })
-            .collect();
-        let fresh = results.iter().filter(|r| r.is_none()).count() as u64;
-        let mb = st.mailboxes.entry(mailbox.to_owned()).or_default();
-        let max_len = mb.config.max_len.unwrap_or(default_max_len);
-        let len = mb.messages.len() as u64;
-        let mut evicted = Vec::new();
-        let mut buried = Vec::new();
-        let now_ms = Utc::now().timestamp_millis();
-        if len + fresh > max_len {
-            if mb.config.overflow == Overflow::Reject || fresh > max_len {
-                return Err(StorageError::MailboxFull {
-                    mailbox: mailbox.to_owned(),
-                    max_len,
-                });
-            }
-            for _ in 0..(len + fresh - max_len) {
-                if let Some((seq, record)) = mb.messages.pop_first() {
-                    mb.ids.remove(record_id(&record));
-                    let awaited = mb.dm.get(&seq).is_some_and(|m| m.require_ack);
-                    let attempts = mb.att.get(&seq).copied().unwrap_or(0);
-                    mb.forget(seq);
-                    if awaited {
-                        buried.push(Buried {
-                            seq,
-                            reason: DeadReason::Evicted,
-                            attempts,
-                            failed_at_ms: now_ms,
-                            last_error: "evicted by overflow = drop_oldest".into(),
-                            record: record.clone(),
-                        });
-                    }
-                    evicted.push(StoredRecord { seq, record });
-                }
-            }
-        }
-        mb.created_at.get_or_insert_with(Utc::now);
-        let mut stored_keys = Vec::new();
-        let mut expiring = Vec::new();
-        for (slot, rec) in results.iter_mut().zip(records) {
-            if slot.is_some() {
-                continue;
-            }
-            mb.seq += 1;
-            let seq = mb.seq;
-            mb.ids.insert(rec.id.clone(), seq);
-            mb.messages.insert(seq, rec.record);
-            mb.ready.insert((rec.delivery.rank, seq));
-            mb.dm.insert(seq, rec.delivery);
-            if rec.delivery.require_ack && rec.delivery.expires_ms > 0 {
-                expiring.push((rec.delivery.expires_ms, seq));
-            }
-            if let Some(k) = rec.idempotency {
-                stored_keys.push(((mailbox.to_owned(), k), (rec.id, seq, now)));
-            }
-            *slot = Some(Appended::Stored { seq });
-        }
-        st.idempotency.extend(stored_keys);
-        st.schedule.extend(
-            expiring
-                .into_iter()
-                .map(|(due, seq)| (due, mailbox.to_owned(), seq)),
-        );
-        for b in buried {
-            st.bury(mailbox, b);
-        }
-        Ok(AppendOutcome {
-            results: results.into_iter().flatten().collect(),
-            evicted,
-        })
+            .collect())
     }
 
     pub async fn range(
         &self,
-        mailbox: &str,
+        stream: &Stream,
         after: u64,
         before: Option<u64>,
         limit: usize,
     ) -> Result<Vec<StoredRecord>, StorageError> {
         let st = self.lock();
-        let Some(mb) = st.mailboxes.get(mailbox) else {
+        let found = match stream {
+            Stream::Mailbox(name) => st.mailboxes.get(name),
+            Stream::Topic(name) => st.topics.get(name),
+        };
+        let Some(mb) = found else {
             return Ok(Vec::new());
         };
         let end = before.unwrap_or(u64::MAX);
@@ -304,5 +256,179 @@ impl MemoryEngine {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    pub async fn append_topic(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        opts: TopicAppend,
+    ) -> Result<AppendOutcome, StorageError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if !opts.create && !st.topics.contains_key(topic) {
+            return Err(StorageError::UnknownTopic(topic.to_owned()));
+        }
+        let tp = st
+            .topics
+            .entry(topic.to_owned())
+            .or_insert_with(new_topic_stream);
+        append_to(
+            tp,
+            &mut st.idempotency,
+            &format!("topic:{topic}"),
+            records,
+            opts.default_max_len,
+            false,
+        )
+        .map(|done| done.outcome)
+    }
+
+    pub async fn trim_topic(
+        &self,
+        topic: &str,
+        max_len: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        let mut st = self.lock();
+        Ok(st
+            .topics
+            .get_mut(topic)
+            .map_or(0, |tp| trim_stream(tp, max_len, older_than_ms)))
+    }
+
+    pub async fn configure_topic(
+        &self,
+        topic: &str,
+        config: &TopicConfig,
+    ) -> Result<bool, StorageError> {
+        let mut st = self.lock();
+        let created = !st.topics.contains_key(topic);
+        let tp = st
+            .topics
+            .entry(topic.to_owned())
+            .or_insert_with(new_topic_stream);
+        tp.config.max_len = config.retention_max_len;
+        tp.config.retention_seconds = config.retention_seconds;
+        // A lower limit applies now, not at the next publish.
+        trim_stream(tp, config.retention_max_len, None);
+        Ok(created)
+    }
+
+    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+        let st = self.lock();
+        Ok(st.topics.get(topic).map(|tp| topic_stats(topic, tp)))
+    }
+
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+        let mut st = self.lock();
+        let scope = format!("topic:{topic}");
+        st.idempotency.retain(|(s, _), _| *s != scope);
+        Ok(st.topics.remove(topic).is_some())
+    }
+
+    pub async fn list_topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicStats>, StorageError> {
+        use std::ops::Bound;
+        let st = self.lock();
+        let start = match after {
+            Some(a) if a >= prefix => Bound::Excluded(a.to_owned()),
+            _ => Bound::Included(prefix.to_owned()),
+        };
+        Ok(st
+            .topics
+            .range((start, Bound::Unbounded))
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .filter(|(name, _)| is_under(name, prefix))
+            .take(limit)
+            .map(|(name, tp)| topic_stats(name, tp))
+            .collect())
+    }
+
+    pub async fn add_subscription(
+        &self,
+        sub: &Subscription,
+    ) -> Result<(Subscription, bool), StorageError> {
+        let mut st = self.lock();
+        if let Some(existing) = st
+            .subscriptions
+            .values()
+            .find(|s| s.mailbox == sub.mailbox && s.pattern == sub.pattern)
+        {
+            return Ok((existing.clone(), false));
+        }
+        st.subscriptions.insert(sub.id.clone(), sub.clone());
+        st.subscriptions_version += 1;
+        Ok((sub.clone(), true))
+    }
+
+    pub async fn remove_subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<Subscription>, StorageError> {
+        let mut st = self.lock();
+        let removed = st.subscriptions.remove(id);
+        if removed.is_some() {
+            st.subscriptions_version += 1;
+        }
+        Ok(removed)
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+        Ok(self.lock().subscriptions.values().cloned().collect())
+    }
+
+    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+        Ok(self.lock().subscriptions_version)
+    }
+}
+
+/// A topic history: a stream that drops its oldest messages when full, never refuses.
+fn new_topic_stream() -> Mailbox {
+    Mailbox {
+        created_at: Some(Utc::now()),
+        config: MailboxConfig {
+            overflow: Overflow::DropOldest,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Drops the oldest records while there are more than `max_len` or they were created (per
+/// their ULID) before `older_than_ms`; answers how many went.
+fn trim_stream(tp: &mut Mailbox, max_len: Option<u64>, older_than_ms: Option<i64>) -> u64 {
+    let mut removed = 0;
+    while let Some((_, record)) = tp.messages.first_key_value() {
+        let too_many = max_len.is_some_and(|m| tp.messages.len() as u64 > m);
+        let too_old = older_than_ms.is_some_and(|cutoff| {
+            ulid::Ulid::from_string(record_id(record))
+                .is_ok_and(|u| i64::try_from(u.timestamp_ms()).is_ok_and(|t| t < cutoff))
+        });
+        if !too_many && !too_old {
+            break;
+        }
+        if let Some((_, record)) = tp.messages.pop_first() {
+            tp.ids.remove(record_id(&record));
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn topic_stats(name: &str, tp: &Mailbox) -> TopicStats {
+    TopicStats {
+        name: name.to_owned(),
+        total: tp.messages.len() as u64,
+        last_seq: tp.seq,
+        created_at: tp.created_at,
+        config: TopicConfig {
+            retention_max_len: tp.config.max_len,
+            retention_seconds: tp.config.retention_seconds,
+        },
     }
 }

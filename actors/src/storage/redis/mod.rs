@@ -17,13 +17,26 @@
 //!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
+//! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
+//! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
+//! `drop_oldest`, `retention_seconds`), so a topic is never a mailbox nor a known agent:
+//! - `P:topics`          zset (all scores 0, ordered by name): every topic, for prefix listings
+//! - `P:{subs}:all`      hash: durable subscription id -> JSON
+//! - `P:{subs}:index`    hash: `<mailbox> <pattern>` -> id (one subscription per pair)
+//! - `P:{subs}:version`  counter bumped on every subscription change (nodes poll it)
+//!
+//! Topic histories keep no delivery state: the append script is told so and never touches their
+//! `ready`/`dm`/… keys.
+//!
 //! Global keys, written in a separate step that is safe to repeat (see [`delivery`]):
 //! - `P:retry`           zset: `<mailbox>\n<seq>` by due time (ms); never later than the truth
 //! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
 //! - `P:dlq:dl:<id>`     string: JSON header line, then the record
 
+mod append;
 mod delivery;
 mod dlq;
+mod topics;
 
 use std::time::Duration;
 
@@ -32,8 +45,7 @@ use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{Script, Value};
 
 use super::{
-    AppendOutcome, Appended, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
-    StoredRecord,
+    AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError, StoredRecord, Stream,
 };
 use crate::model::{MailboxConfig, Overflow};
 
@@ -51,6 +63,9 @@ struct Scripts {
     append: Script,
     mark_read: Script,
     stats: Script,
+    trim: Script,
+    sub_add: Script,
+    sub_remove: Script,
     delivery: Script,
     schedule: Script,
 }
@@ -108,6 +123,9 @@ impl RedisEngine {
                 append: Script::new(include_str!("../scripts/append.lua")),
                 mark_read: Script::new(include_str!("../scripts/mark_read.lua")),
                 stats: Script::new(include_str!("../scripts/stats.lua")),
+                trim: Script::new(include_str!("../scripts/trim.lua")),
+                sub_add: Script::new(include_str!("../scripts/sub_add.lua")),
+                sub_remove: Script::new(include_str!("../scripts/sub_remove.lua")),
                 delivery: Script::new(include_str!("../scripts/delivery.lua")),
                 schedule: Script::new(include_str!("../scripts/schedule.lua")),
             }),
@@ -116,6 +134,14 @@ impl RedisEngine {
 
     fn key(&self, mailbox: &str, part: &str) -> String {
         format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+    }
+
+    /// A key of a mailbox or a topic history.
+    fn stream_key(&self, stream: &Stream, part: &str) -> String {
+        match stream {
+            Stream::Mailbox(name) => self.key(name, part),
+            Stream::Topic(name) => format!("{}:tp:{{{name}}}:{part}", self.prefix),
+        }
     }
 
     /// A key outside every mailbox's slot (retry schedule, dead-letter queue).
@@ -150,83 +176,18 @@ impl RedisEngine {
         records: Vec<NewRecord>,
         default_max_len: u64,
     ) -> Result<AppendOutcome, StorageError> {
-        let mut inv = self.scripts.append.key(self.key(mailbox, "meta"));
-        for part in [
-            "msgs", "ids", "ready", "dm", "att", "flight", "wait", "dead",
-        ] {
-            inv.key(self.key(mailbox, part));
-        }
-        inv.arg(default_max_len)
-            .arg(Utc::now().timestamp_millis())
-            .arg(records.len());
-        let mut next_key = 10;
-        for r in &records {
-            inv.arg(&r.id).arg(&r.record[..]);
-            match &r.idempotency {
-                Some(k) => {
-                    inv.key(self.key(mailbox, &format!("idem:{k}")));
-                    inv.arg(next_key);
-                    next_key += 1;
-                }
-                None => {
-                    inv.arg(0);
-                }
-            }
-            inv.arg(r.delivery.rank)
-                .arg(u8::from(r.delivery.require_ack))
-                .arg(r.delivery.expires_ms);
-        }
-        let mut c = self.conn().await?;
-        let reply: Value = self.timed(inv.invoke_async(&mut c)).await?;
-        let Value::Array(parts) = reply else {
-            return Err(corrupt("append"));
-        };
-        if let (Some(Value::BulkString(tag)), Some(max)) = (parts.first(), parts.get(1)) {
-            if tag == b"full" {
-                return Err(StorageError::MailboxFull {
-                    mailbox: mailbox.to_owned(),
-                    max_len: as_u64(max).unwrap_or_default(),
-                });
-            }
-        }
-        let (Some(Value::Array(results)), Some(Value::Array(evicted))) =
-            (parts.first(), parts.get(1))
-        else {
-            return Err(corrupt("append"));
-        };
-        let buried = delivery::parse_buried(parts.get(2))?;
-        let expiring = delivery::parse_pairs(parts.get(3))?;
-        let mut out = AppendOutcome::default();
-        for r in results {
-            let Value::Array(r) = r else {
-                return Err(corrupt("append"));
-            };
-            let kind = r.first().and_then(as_u64);
-            let seq = r.get(1).and_then(as_u64).ok_or_else(|| corrupt("append"))?;
-            out.results
-                .push(match (kind, r.get(2).and_then(as_string)) {
-                    (Some(1), Some(id)) => Appended::Duplicate { id, seq },
-                    _ => Appended::Stored { seq },
-                });
-        }
-        for pair in evicted.chunks(2) {
-            if let [seq, Value::BulkString(record)] = pair {
-                let seq = as_u64(seq).ok_or_else(|| corrupt("append"))?;
-                out.evicted.push(StoredRecord {
-                    seq,
-                    record: record.clone(),
-                });
-            }
-        }
-        // The second, repeatable step: global schedule and dead-letter queue.
-        self.schedule_at(&mut c, mailbox, &expiring).await;
-        self.flush_buried(&mut c, mailbox, buried).await;
-        Ok(out)
+        self.append_stream(
+            &Stream::Mailbox(mailbox.to_owned()),
+            records,
+            default_max_len,
+            None,
+        )
+        .await
     }
 
     pub async fn range(
         &self,
-        mailbox: &str,
+        stream: &Stream,
         after: u64,
         before: Option<u64>,
         limit: usize,
@@ -236,7 +197,7 @@ impl RedisEngine {
         let raw: Vec<(Vec<u8>, f64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.key(mailbox, "msgs"))
+                    .arg(self.stream_key(stream, "msgs"))
                     .arg(format!("({after}"))
                     .arg(max)
                     .arg("WITHSCORES")

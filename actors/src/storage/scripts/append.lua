@@ -5,18 +5,26 @@
 -- KEYS[10..] idempotency keys (same hash tag).
 -- ARGV[1] default max length, ARGV[2] now (ms), ARGV[3] record count n,
 -- then per record: id, record bytes, index into KEYS of its idempotency key (0 = none),
--- priority rank (0 = urgent .. 3 = low), require_ack (0/1), expires_at ms (0 = never).
+-- priority rank (0 = urgent .. 3 = low), require_ack (0/1), expires_at ms (0 = never);
+-- then optionally (topic histories): the default overflow, '1' if the stream must exist, and
+-- '1' if the stream keeps no delivery state (KEYS[4..9] are then passed but never touched).
 -- Returns { results, evicted, buried, sched } where results[i] is {0, seq} (stored) or
 -- {1, seq, id} (duplicate); evicted is a flat list seq1, record1, seq2, record2...; buried is a
 -- flat list seq, meta, record of evicted records that awaited an ack (now in the dead-letter
 -- outbox, meta = "evicted|attempts|now|reason"); sched is a flat list seq, expires_at of stored
--- records that await an ack and expire. Or {"full", max_len}.
+-- records that await an ack and expire. Or {"full", max_len}; or {"missing"} when the stream
+-- must exist and does not.
 local meta, msgs, ids, ready, dm, att, flight, wait, dead =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local n = tonumber(ARGV[3])
 local W = 6
+local tail = 4 + n * W
+if ARGV[tail + 1] == '1' and redis.call('HEXISTS', meta, 'created_at') == 0 then
+  return {'missing'}
+end
+local tracked = ARGV[tail + 2] ~= '1'
 local max_len = tonumber(redis.call('HGET', meta, 'max_len') or ARGV[1])
-local overflow = redis.call('HGET', meta, 'overflow') or 'reject'
+local overflow = redis.call('HGET', meta, 'overflow') or ARGV[tail] or 'reject'
 
 local prior = {}
 local fresh = 0
@@ -39,13 +47,16 @@ if len + fresh > max_len then
     redis.call('HDEL', ids, string.sub(rec, 1, 26))
     evicted[#evicted + 1] = seq
     evicted[#evicted + 1] = rec
-    local m = redis.call('HGET', dm, seq)
-    local tries = redis.call('HGET', att, seq) or '0'
-    redis.call('ZREM', ready, seq)
-    redis.call('ZREM', flight, seq)
-    redis.call('ZREM', wait, seq)
-    redis.call('HDEL', att, seq)
-    redis.call('HDEL', dm, seq)
+    local m, tries = false, '0'
+    if tracked then
+      m = redis.call('HGET', dm, seq)
+      tries = redis.call('HGET', att, seq) or '0'
+      redis.call('ZREM', ready, seq)
+      redis.call('ZREM', flight, seq)
+      redis.call('ZREM', wait, seq)
+      redis.call('HDEL', att, seq)
+      redis.call('HDEL', dm, seq)
+    end
     if m and string.match(m, '^%d+:1:') then
       local line = 'evicted|' .. tries .. '|' .. ARGV[2] .. '|evicted by overflow = drop_oldest'
       redis.call('HSET', dead, seq, line, seq .. ':r', rec)
@@ -69,11 +80,13 @@ for i = 0, n - 1 do
     local seq = redis.call('HINCRBY', meta, 'seq', 1)
     redis.call('ZADD', msgs, seq, rec)
     redis.call('HSET', ids, id, seq)
-    redis.call('ZADD', ready, string.format('%.0f', tonumber(rank) * 1e13 + seq), seq)
-    redis.call('HSET', dm, seq, rank .. ':' .. ack .. ':' .. exp)
-    if ack == '1' and exp ~= '0' then
-      sched[#sched + 1] = seq
-      sched[#sched + 1] = exp
+    if tracked then
+      redis.call('ZADD', ready, string.format('%.0f', tonumber(rank) * 1e13 + seq), seq)
+      redis.call('HSET', dm, seq, rank .. ':' .. ack .. ':' .. exp)
+      if ack == '1' and exp ~= '0' then
+        sched[#sched + 1] = seq
+        sched[#sched + 1] = exp
+      end
     end
     if k > 0 then redis.call('SET', KEYS[k], id .. ':' .. seq, 'EX', 86400) end
     results[i + 1] = {0, seq}

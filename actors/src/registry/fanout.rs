@@ -1,0 +1,228 @@
+//! The fan-out paths of a send: a topic publish (the history, then one copy per mailbox holding
+//! a matching durable subscription) and a broadcast (one copy per known agent).
+//!
+//! Copies are appended [`FANOUT_CHUNK`] mailboxes per storage round trip (each mailbox's append
+//! atomic on its own, through the same script as a direct message), [`FANOUT_IN_FLIGHT`] round
+//! trips at a time; the mailbox actors alive on this node are then told, so their live
+//! subscribers get the copies pushed and their long-polls wake. Each copy then behaves like a
+//! direct message (read state, delivery state: receive, acks, redelivery, dead letters). A copy keeps the message's id; its `mailbox` names the
+//! mailbox it is in and its `to` still says where it was sent.
+
+use chrono::Utc;
+use futures_util::StreamExt;
+
+use super::{RegistryHandle, SendReceipt};
+use crate::error::Error;
+use crate::model::{self, Envelope, SendRequest};
+use crate::storage::{Appended, NewRecord, Stream};
+
+/// Mailboxes appended to per storage round trip during a fan-out.
+pub const FANOUT_CHUNK: usize = 256;
+/// Fan-out round trips in flight at once.
+pub const FANOUT_IN_FLIGHT: usize = 4;
+
+/// What a fan-out stored.
+#[derive(Debug, Default)]
+struct Copies {
+    /// Mailboxes that hold the message now (including ones that already held it: a retry).
+    stored: u64,
+    failed: u64,
+    /// The first failure, kept to answer with when nothing could be stored.
+    first_error: Option<Error>,
+    /// On a retried send: the id the mailboxes already hold.
+    duplicate_of: Option<String>,
+}
+
+impl Copies {
+    fn fail(&mut self, e: Error) {
+        self.failed += 1;
+        self.first_error.get_or_insert(e);
+    }
+}
+
+/// The copies of `env` for `names`, encoded: (mailbox, record).
+fn copies_for(
+    env: &Envelope,
+    names: &[String],
+    idempotency: &Option<String>,
+    out: &mut Copies,
+) -> Vec<(String, NewRecord)> {
+    let mut records = Vec::with_capacity(names.len());
+    for name in names {
+        let mut copy = env.clone();
+        copy.mailbox = Some(name.clone());
+        copy.topic = None;
+        // The same record (with its delivery state: priority, ack, expiry) as a direct send.
+        match NewRecord::of(&copy, idempotency.clone()) {
+            Ok(record) => records.push((name.clone(), record)),
+            Err(e) => out.fail(e.into()),
+        }
+    }
+    records
+}
+
+/// Stores one copy of `env` in each of `mailboxes`. `idempotency` (scoped per mailbox by the
+/// storage) makes a repeated fan-out of the same message store nothing twice.
+async fn copy_to_mailboxes(
+    registry: &RegistryHandle,
+    env: &Envelope,
+    mailboxes: Vec<String>,
+    idempotency: Option<String>,
+    route: &'static str,
+) -> Copies {
+    let mut copies = Copies::default();
+    let chunks: Vec<Vec<(String, NewRecord)>> = mailboxes
+        .chunks(FANOUT_CHUNK)
+        .map(|names| copies_for(env, names, &idempotency, &mut copies))
+        .collect();
+    let jobs = chunks.into_iter().map(|records| async move {
+        let items = records
+            .iter()
+            .map(|(name, r)| (name.clone(), vec![r.clone()]))
+            .collect();
+        let results = registry
+            .storage()
+            .append_many(items, registry.default_max_len)
+            .await;
+        (records, results)
+    });
+    let mut done = futures_util::stream::iter(jobs).buffer_unordered(FANOUT_IN_FLIGHT);
+    while let Some((records, results)) = done.next().await {
+        let results = match results {
+            Ok(r) => r,
+            Err(e) => {
+                let e = Error::from(e);
+                for _ in 0..records.len() {
+                    copies.fail(Error::Unavailable(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let mut live = Vec::new();
+        for ((name, record), r) in records.into_iter().zip(results) {
+            match r.map(|o| o.results.into_iter().next()) {
+                Ok(Some(Appended::Stored { seq })) => {
+                    copies.stored += 1;
+                    live.push((name, seq, record));
+                }
+                Ok(Some(Appended::Duplicate { id, .. })) => {
+                    copies.stored += 1;
+                    copies.duplicate_of.get_or_insert(id);
+                }
+                Ok(None) => copies.fail(Error::Internal("append answered no result".into())),
+                Err(e) => {
+                    tracing::debug!(mailbox = %name, error = %e, "fan-out copy failed");
+                    copies.fail(e.into());
+                }
+            }
+        }
+        registry.notify_stored(live);
+    }
+    if copies.failed > 0 {
+        metrics::counter!("mailbox_fanout_failures_total", "route" => route)
+            .increment(copies.failed);
+        tracing::warn!(
+            message_id = %env.id,
+            route,
+            failed = copies.failed,
+            stored = copies.stored,
+            first_error = ?copies.first_error.as_ref().map(ToString::to_string),
+            "some mailbox copies could not be stored"
+        );
+    }
+    copies
+}
+
+impl RegistryHandle {
+    /// Publishes to `topic`: stored in its history (live subscriptions get it pushed), then
+    /// copied into every mailbox with a matching durable subscription, once per mailbox.
+    /// `recipients` = mailbox copies + 1 for the history.
+    pub(super) async fn publish(
+        &self,
+        from: &str,
+        req: SendRequest,
+        topic: &str,
+        idempotency_key: Option<&str>,
+    ) -> Result<SendReceipt, Error> {
+        let mut env = req.into_envelope(from, model::new_id(), Utc::now());
+        env.topic = Some(topic.to_owned());
+        let key = idempotency_key.map(|k| format!("{from}:{k}"));
+        // A topic history keeps no delivery state; the record's is ignored there.
+        let record = NewRecord::of(&env, key.clone())?;
+        // Who gets a copy is settled first: if that cannot be known (storage down before the
+        // subscriptions were ever loaded), nothing is stored and the send can be retried.
+        let targets = self.router().durable_targets(topic).await?;
+        let outcome = self.topic(topic).publish(vec![record]).await?;
+        let (env, seq) = match outcome.results.first() {
+            Some(Appended::Stored { seq }) => {
+                metrics::counter!("mailbox_messages_accepted_total", "route" => "topic")
+                    .increment(1);
+                (env, *seq)
+            }
+            // A retry of a publish already stored: copy again from the stored original (the
+            // copies are idempotent per mailbox, so a copy that was made is not made twice).
+            Some(Appended::Duplicate { id, seq }) => {
+                let stored = self
+                    .storage()
+                    .range(
+                        &Stream::Topic(topic.to_owned()),
+                        seq.saturating_sub(1),
+                        Some(seq + 1),
+                        1,
+                    )
+                    .await?;
+                match stored.first() {
+                    Some(r) => (r.decode()?, *seq),
+                    None => {
+                        // Trimmed from the history since: nothing left to copy from.
+                        return Ok(SendReceipt {
+                            id: id.clone(),
+                            status: "stored",
+                            recipients: 1,
+                            seq: Some(seq.to_string()),
+                            failed: 0,
+                        });
+                    }
+                }
+            }
+            None => return Err(Error::Internal("append answered no result".into())),
+        };
+        let copy_key = key.map(|_| format!("copy:{}", env.id));
+        let copies = copy_to_mailboxes(self, &env, targets, copy_key, "topic").await;
+        tracing::debug!(message_id = %env.id, correlation_id = ?env.correlation_id, topic, seq, copies = copies.stored, "published");
+        Ok(SendReceipt {
+            id: env.id,
+            status: "stored",
+            recipients: copies.stored + 1,
+            seq: Some(seq.to_string()),
+            failed: copies.failed,
+        })
+    }
+
+    /// Broadcasts: one copy in every known agent's mailbox. `recipients` = copies stored.
+    pub(super) async fn broadcast(
+        &self,
+        from: &str,
+        req: SendRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<SendReceipt, Error> {
+        let env = req.into_envelope(from, model::new_id(), Utc::now());
+        let agents = self.storage().known_agents().await?;
+        let key = idempotency_key.map(|k| format!("{from}:{k}"));
+        let copies = copy_to_mailboxes(self, &env, agents, key, "broadcast").await;
+        if copies.stored == 0 {
+            if let Some(e) = copies.first_error {
+                return Err(e);
+            }
+        }
+        metrics::counter!("mailbox_messages_accepted_total", "route" => "broadcast").increment(1);
+        tracing::debug!(message_id = %env.id, correlation_id = ?env.correlation_id, copies = copies.stored, "broadcast");
+        Ok(SendReceipt {
+            id: copies.duplicate_of.unwrap_or(env.id),
+            status: "stored",
+            recipients: copies.stored,
+            seq: None,
+            failed: copies.failed,
+        })
+    }
+}

@@ -1,0 +1,306 @@
+//! Topic histories, the topic list and durable subscriptions on Redis (layout: see the parent).
+
+use chrono::{TimeZone, Utc};
+use redis::Value;
+
+use super::{as_u64, corrupt, RedisEngine};
+use crate::model::{is_under, Subscription, TopicConfig, TopicStats};
+use crate::storage::{AppendOutcome, NewRecord, StorageError, Stream, TopicAppend};
+
+/// Most records one trim call removes (the next periodic pass goes on).
+const TRIM_BUDGET: u64 = 10_000;
+/// Names read per round while listing topics under a prefix.
+const LIST_CHUNK: usize = 200;
+
+impl RedisEngine {
+    fn topics_key(&self) -> String {
+        format!("{}:topics", self.prefix)
+    }
+
+    fn subs_key(&self, part: &str) -> String {
+        format!("{}:{{subs}}:{part}", self.prefix)
+    }
+
+    pub async fn append_topic(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        opts: TopicAppend,
+    ) -> Result<AppendOutcome, StorageError> {
+        if opts.create {
+            // Listed first, so a topic with messages is always listed; listing an empty topic
+            // for a moment (if the append then fails) is harmless.
+            let mut c = self.conn().await?;
+            let _: i64 = self
+                .timed(
+                    redis::cmd("ZADD")
+                        .arg(self.topics_key())
+                        .arg("NX")
+                        .arg(0)
+                        .arg(topic)
+                        .query_async(&mut c),
+                )
+                .await?;
+        }
+        self.append_stream(
+            &Stream::Topic(topic.to_owned()),
+            records,
+            opts.default_max_len,
+            Some(!opts.create),
+        )
+        .await
+    }
+
+    pub async fn trim_topic(
+        &self,
+        topic: &str,
+        max_len: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        let stream = Stream::Topic(topic.to_owned());
+        let mut inv = self.scripts.trim.key(self.stream_key(&stream, "msgs"));
+        inv.key(self.stream_key(&stream, "ids"))
+            .arg(max_len.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)))
+            .arg(older_than_ms.unwrap_or(-1))
+            .arg(TRIM_BUDGET);
+        let mut c = self.conn().await?;
+        let removed: u64 = self.timed(inv.invoke_async(&mut c)).await?;
+        Ok(removed)
+    }
+
+    pub async fn configure_topic(
+        &self,
+        topic: &str,
+        config: &TopicConfig,
+    ) -> Result<bool, StorageError> {
+        let meta = self.stream_key(&Stream::Topic(topic.to_owned()), "meta");
+        let mut p = redis::pipe();
+        p.atomic()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("created_at")
+            .arg(Utc::now().timestamp_millis())
+            .cmd("HSET")
+            .arg(&meta)
+            .arg("overflow")
+            .arg("drop_oldest")
+            .ignore()
+            .cmd("HDEL")
+            .arg(&meta)
+            .arg("max_len")
+            .arg("retention_seconds")
+            .ignore();
+        if let Some(m) = config.retention_max_len {
+            p.cmd("HSET").arg(&meta).arg("max_len").arg(m).ignore();
+        }
+        if let Some(r) = config.retention_seconds {
+            p.cmd("HSET")
+                .arg(&meta)
+                .arg("retention_seconds")
+                .arg(r)
+                .ignore();
+        }
+        let mut c = self.conn().await?;
+        let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
+        let _: i64 = self
+            .timed(
+                redis::cmd("ZADD")
+                    .arg(self.topics_key())
+                    .arg("NX")
+                    .arg(0)
+                    .arg(topic)
+                    .query_async(&mut c),
+            )
+            .await?;
+        if config.retention_max_len.is_some() {
+            // A lower limit applies now, not at the next publish.
+            self.trim_topic(topic, config.retention_max_len, None)
+                .await?;
+        }
+        Ok(created)
+    }
+
+    /// Stats of several topics in one round trip; topics without metadata are left out.
+    async fn stats_of(&self, names: &[String]) -> Result<Vec<TopicStats>, StorageError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        for name in names {
+            let stream = Stream::Topic(name.clone());
+            p.cmd("HMGET")
+                .arg(self.stream_key(&stream, "meta"))
+                .arg("seq")
+                .arg("created_at")
+                .arg("max_len")
+                .arg("retention_seconds")
+                .cmd("ZCARD")
+                .arg(self.stream_key(&stream, "msgs"));
+        }
+        let mut c = self.conn().await?;
+        let replies: Vec<Value> = self.timed(p.query_async(&mut c)).await?;
+        let mut out = Vec::with_capacity(names.len());
+        for (name, pair) in names.iter().zip(replies.chunks(2)) {
+            let [Value::Array(meta), total] = pair else {
+                return Err(corrupt("topic stats"));
+            };
+            let num = |i: usize| meta.get(i).and_then(as_u64);
+            let Some(created_ms) = num(1) else {
+                continue;
+            };
+            out.push(TopicStats {
+                name: name.clone(),
+                total: as_u64(total).unwrap_or_default(),
+                last_seq: num(0).unwrap_or_default(),
+                created_at: i64::try_from(created_ms)
+                    .ok()
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+                config: TopicConfig {
+                    retention_max_len: num(2),
+                    retention_seconds: num(3),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+        Ok(self.stats_of(&[topic.to_owned()]).await?.pop())
+    }
+
+    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+        let stream = Stream::Topic(topic.to_owned());
+        let mut del = redis::cmd("DEL");
+        for part in ["meta", "msgs", "ids"] {
+            del.arg(self.stream_key(&stream, part));
+        }
+        let mut c = self.conn().await?;
+        let n: u64 = self.timed(del.query_async(&mut c)).await?;
+        let listed: u64 = self
+            .timed(
+                redis::cmd("ZREM")
+                    .arg(self.topics_key())
+                    .arg(topic)
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(n > 0 || listed > 0)
+    }
+
+    pub async fn list_topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicStats>, StorageError> {
+        let upper: Vec<u8> = if prefix.is_empty() {
+            b"+".to_vec()
+        } else {
+            let mut u = b"[".to_vec();
+            u.extend_from_slice(prefix.as_bytes());
+            u.push(0xff);
+            u
+        };
+        let mut lower = match after {
+            Some(a) if a >= prefix => format!("({a}"),
+            _ if prefix.is_empty() => "-".to_owned(),
+            _ => format!("[{prefix}"),
+        };
+        let mut out = Vec::new();
+        let mut c = self.conn().await?;
+        while out.len() < limit {
+            let names: Vec<String> = self
+                .timed(
+                    redis::cmd("ZRANGEBYLEX")
+                        .arg(self.topics_key())
+                        .arg(&lower)
+                        .arg(&upper[..])
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(LIST_CHUNK)
+                        .query_async(&mut c),
+                )
+                .await?;
+            let exhausted = names.len() < LIST_CHUNK;
+            if let Some(last) = names.last() {
+                lower = format!("({last}");
+            }
+            let under: Vec<String> = names
+                .into_iter()
+                .filter(|n| is_under(n, prefix))
+                .take(limit - out.len())
+                .collect();
+            out.extend(self.stats_of(&under).await?);
+            if exhausted {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn add_subscription(
+        &self,
+        sub: &Subscription,
+    ) -> Result<(Subscription, bool), StorageError> {
+        let json = serde_json::to_string(sub).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let mut inv = self.scripts.sub_add.key(self.subs_key("all"));
+        inv.key(self.subs_key("index"))
+            .key(self.subs_key("version"))
+            .arg(&sub.id)
+            .arg(format!("{} {}", sub.mailbox, sub.pattern))
+            .arg(json);
+        let mut c = self.conn().await?;
+        let (created, stored): (u8, String) = self.timed(inv.invoke_async(&mut c)).await?;
+        let stored: Subscription =
+            serde_json::from_str(&stored).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        Ok((stored, created == 1))
+    }
+
+    pub async fn remove_subscription(
+        &self,
+        id: &str,
+    ) -> Result<Option<Subscription>, StorageError> {
+        let mut inv = self.scripts.sub_remove.key(self.subs_key("all"));
+        inv.key(self.subs_key("index"))
+            .key(self.subs_key("version"))
+            .arg(id);
+        let mut c = self.conn().await?;
+        let json: Option<String> = self.timed(inv.invoke_async(&mut c)).await?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StorageError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+        let mut c = self.conn().await?;
+        let all: Vec<(String, String)> = self
+            .timed(
+                redis::cmd("HGETALL")
+                    .arg(self.subs_key("all"))
+                    .query_async(&mut c),
+            )
+            .await?;
+        let mut subs = Vec::with_capacity(all.len());
+        for (id, json) in all {
+            match serde_json::from_str::<Subscription>(&json) {
+                Ok(s) => subs.push(s),
+                Err(e) => {
+                    tracing::error!(subscription = %id, error = %e, "skipping a corrupt subscription record")
+                }
+            }
+        }
+        subs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(subs)
+    }
+
+    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+        let mut c = self.conn().await?;
+        let v: Option<u64> = self
+            .timed(
+                redis::cmd("GET")
+                    .arg(self.subs_key("version"))
+                    .query_async(&mut c),
+            )
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+}

@@ -1,0 +1,72 @@
+//! Messages the topic actor and the live router understand.
+
+use std::sync::Arc;
+
+use actix::{Message, Recipient};
+use tokio::sync::watch;
+
+use crate::error::Error;
+use crate::mailbox::messages::{Pushed, SubscriberKey};
+use crate::model::Subscription;
+use crate::storage::{AppendOutcome, NewRecord, StorageError};
+
+/// Store records in this topic's history, in order, atomically (all or none).
+#[derive(Message)]
+#[rtype(result = "Result<AppendOutcome, StorageError>")]
+pub struct Publish {
+    pub records: Vec<NewRecord>,
+}
+
+/// A receiver that changes whenever this node stores something in the topic (long-poll wake).
+#[derive(Message)]
+#[rtype(result = "watch::Receiver<u64>")]
+pub struct WatchTopic;
+
+/// Sent by the registry when the actor has been idle: finish what is queued, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RetireTopic;
+
+/// Push every message published from now on to a topic matching `pattern` to `recipient`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddLive {
+    pub key: SubscriberKey,
+    pub pattern: String,
+    pub recipient: Recipient<Pushed>,
+}
+
+/// Stop pushing to a live subscription.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoveLive {
+    pub key: SubscriberKey,
+}
+
+/// A message just stored in a topic's history: push it to every matching live subscription.
+/// The envelope is serialized once and shared.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Route {
+    pub topic: Arc<str>,
+    pub seq: u64,
+    pub json: Arc<str>,
+    pub created_at_ms: i64,
+}
+
+/// The mailboxes holding a durable subscription that matches `topic`, each once, sorted.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, Error>")]
+pub struct DurableTargets {
+    pub topic: String,
+}
+
+/// A subscription was stored on this node: match it from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriptionAdded(pub Subscription);
+
+/// A subscription was removed on this node: stop matching it now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SubscriptionRemoved(pub Subscription);

@@ -1,0 +1,206 @@
+//! Topics: one actor per active topic (orders writes into its history), the node's router (live
+//! pattern subscriptions and durable subscriptions), the pattern trie, and the handle callers use.
+
+pub mod actor;
+pub mod messages;
+pub mod router;
+pub mod trie;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::watch;
+
+pub use actor::{TopicActor, TopicLiveness};
+pub use router::RouterHandle;
+pub use trie::PatternTrie;
+
+use crate::error::Error;
+use crate::mailbox::{query, BrowseQuery, Page};
+use crate::model::{TopicConfig, TopicStats};
+use crate::registry::RegistryHandle;
+use crate::storage::{AppendOutcome, NewRecord, StorageHandle, Stream};
+
+/// Topic behaviour from config `[topics]`.
+#[derive(Debug, Clone)]
+pub struct TopicSettings {
+    /// Publishing to an unknown topic creates it; with false it is `not_found`.
+    pub auto_create: bool,
+    /// Retention of topics that do not set their own. `retention_seconds: None` = no age limit.
+    pub defaults: TopicConfig,
+    /// How often histories are trimmed to their age limit.
+    pub trim_interval: Duration,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        Self {
+            auto_create: true,
+            defaults: TopicConfig {
+                retention_max_len: Some(10_000),
+                retention_seconds: None,
+            },
+            trim_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Typed access to one topic. Cheap to make: the actor is looked up only for writes and waits.
+#[derive(Clone)]
+pub struct TopicHandle {
+    name: String,
+    registry: RegistryHandle,
+}
+
+impl TopicHandle {
+    pub(crate) fn new(name: String, registry: RegistryHandle) -> Self {
+        Self { name, registry }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn stream(&self) -> Stream {
+        Stream::Topic(self.name.clone())
+    }
+
+    /// Stores records in the topic's history, atomically, in order; matching live
+    /// subscriptions get them pushed. Answers once storage has them.
+    pub async fn publish(&self, records: Vec<NewRecord>) -> Result<AppendOutcome, Error> {
+        // An actor retired by the idle sweep between lookup and send answers `Closed`:
+        // look it up again (a fresh one is started) and retry once.
+        for _ in 0..2 {
+            let addr = self.registry.topic_actor(&self.name).await?;
+            match addr
+                .send(messages::Publish {
+                    records: records.clone(),
+                })
+                .await
+            {
+                Ok(r) => return Ok(r?),
+                Err(actix::MailboxError::Closed) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "topic `{}` actor keeps stopping",
+            self.name
+        )))
+    }
+
+    /// A receiver that changes when this node stores a message in the topic.
+    pub async fn watch(&self) -> Result<watch::Receiver<u64>, Error> {
+        let addr = self.registry.topic_actor(&self.name).await?;
+        Ok(addr.send(messages::WatchTopic).await?)
+    }
+
+    /// The history, with the mailbox browse query (`unread` is refused: topics have no read
+    /// state).
+    pub async fn browse(&self, q: &BrowseQuery) -> Result<Page, Error> {
+        query::browse(self.registry.storage(), &self.stream(), "", q).await
+    }
+
+    /// Browses, and if nothing matches waits up to `wait` for a matching message to arrive.
+    pub async fn browse_wait(&self, q: &BrowseQuery, wait: Duration) -> Result<Page, Error> {
+        if wait.is_zero() {
+            return self.browse(q).await;
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        // Subscribe before the first look, so a message stored in between still wakes us.
+        let mut rx = self.watch().await?;
+        loop {
+            let page = self.browse(q).await?;
+            if !page.messages.is_empty() {
+                return Ok(page);
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Err(_) => return Ok(page),
+                Ok(Ok(())) => {}
+                // The actor retired: watch the new one.
+                Ok(Err(_)) => rx = self.watch().await?,
+            }
+        }
+    }
+
+    /// Counts and the effective settings (defaults filled in); `None` if the topic does not
+    /// exist.
+    pub async fn stats(&self) -> Result<Option<TopicStats>, Error> {
+        let defaults = self.registry.topic_settings().defaults;
+        Ok(self
+            .registry
+            .storage()
+            .topic_stats(&self.name)
+            .await?
+            .map(|mut s| {
+                s.config = s.config.or(defaults);
+                s
+            }))
+    }
+
+    /// Creates or reconfigures the topic; answers whether it was created now. A lower
+    /// `retention_max_len` trims the history at once.
+    pub async fn configure(&self, config: TopicConfig) -> Result<bool, Error> {
+        Ok(self
+            .registry
+            .storage()
+            .configure_topic(&self.name, config)
+            .await?)
+    }
+
+    /// Deletes the topic and its history; answers whether it existed. Durable subscriptions
+    /// are patterns, not topics: they stay.
+    pub async fn delete(&self) -> Result<bool, Error> {
+        Ok(self.registry.storage().delete_topic(&self.name).await?)
+    }
+}
+
+impl RegistryHandle {
+    /// Topics at or under `prefix` (by segment), by name after `after`, at most `limit`, with
+    /// their counts and effective settings.
+    pub async fn topics(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<TopicStats>, Error> {
+        let defaults = self.topic_settings().defaults;
+        let mut page = self.storage().list_topics(prefix, after, limit).await?;
+        for t in &mut page {
+            t.config = t.config.or(defaults);
+        }
+        Ok(page)
+    }
+}
+
+/// Topics listed per page while trimming.
+const TRIM_PAGE: usize = 500;
+/// Trims in flight at once.
+const TRIM_CONCURRENCY: usize = 8;
+
+/// Trims every topic history to its age limit; answers how many messages went.
+pub async fn trim_all(storage: &StorageHandle, settings: &TopicSettings) -> Result<u64, Error> {
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut after: Option<String> = None;
+    let mut removed = 0;
+    loop {
+        let page = storage.list_topics("", after.as_deref(), TRIM_PAGE).await?;
+        let Some(last) = page.last().map(|t| t.name.clone()) else {
+            return Ok(removed);
+        };
+        let full = page.len() == TRIM_PAGE;
+        let jobs = page.into_iter().filter_map(|t| {
+            let secs = t.config.or(settings.defaults).retention_seconds?;
+            let cutoff = now.saturating_sub(i64::try_from(secs.saturating_mul(1000)).ok()?);
+            Some(async move { storage.trim_topic(&t.name, None, Some(cutoff)).await })
+        });
+        let mut results = futures_util::stream::iter(jobs).buffer_unordered(TRIM_CONCURRENCY);
+        while let Some(r) = results.next().await {
+            removed += r?;
+        }
+        if !full {
+            return Ok(removed);
+        }
+        after = Some(last);
+    }
+}
