@@ -14,6 +14,7 @@
 //! A single topic behaves like a mailbox over its history (exact resume from a seq); a pattern
 //! with wildcards is live only, its pushes go straight out.
 
+mod ops;
 mod replay;
 mod topics;
 
@@ -28,14 +29,12 @@ use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use mailbox_actors::mailbox::messages::{Pushed, SubscriberKey};
 use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
-use mailbox_actors::model::check_mailbox_name;
 use mailbox_actors::registry::CloseSession;
-use mailbox_actors::storage::ReadMark;
 use mailbox_actors::topic::TopicHandle;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::frames::{message_frame, ClientFrame, From, ServerFrame};
+use super::frames::{message_frame, From, ServerFrame};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -217,153 +216,6 @@ impl WsSession {
             });
         }
         ctx.stop();
-    }
-
-    fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
-        let frame = match ClientFrame::parse(text) {
-            Ok(f) => f,
-            Err((reference, message)) => {
-                self.error(reference, &ApiError::BadRequest(message), ctx);
-                return;
-            }
-        };
-        let reference = frame.reference().map(str::to_owned);
-        match frame {
-            ClientFrame::Ping { .. } => self.send_frame(&ServerFrame::Pong { reference }, ctx),
-            ClientFrame::Subscribe { target, from, .. } => {
-                self.subscribe(reference, &target, from.as_deref(), ctx)
-            }
-            ClientFrame::Unsubscribe { subscription, .. } => {
-                match self.subs.remove(&subscription) {
-                    Some(sub) => {
-                        self.detach(subscription.clone(), sub.source);
-                        self.ok(reference, json!({ "subscription": subscription }), ctx);
-                    }
-                    None => self.error(
-                        reference,
-                        &ApiError::not_found(format!("subscription `{subscription}`")),
-                        ctx,
-                    ),
-                }
-            }
-            ClientFrame::Send {
-                message,
-                idempotency_key,
-                ..
-            } => {
-                let (state, agent) = (self.state.clone(), self.agent.clone());
-                let fut = async move {
-                    crate::http::messages::send_one(&state, &agent, *message, idempotency_key).await
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(receipt) => act.ok(
-                        reference,
-                        serde_json::to_value(receipt).unwrap_or(Value::Null),
-                        ctx,
-                    ),
-                    Err(e) => act.error(reference, &e, ctx),
-                }));
-            }
-            ClientFrame::Read {
-                mailbox,
-                up_to,
-                ids,
-                ..
-            } => {
-                let mark = match (ids, up_to) {
-                    (Some(ids), None) if !ids.is_empty() && ids.len() <= 1000 => ReadMark::Ids(ids),
-                    (None, Some(s)) => match s.parse() {
-                        Ok(seq) => ReadMark::UpTo(seq),
-                        Err(_) => {
-                            return self.error(
-                                reference,
-                                &ApiError::validation("up_to", "`up_to` must be a seq"),
-                                ctx,
-                            )
-                        }
-                    },
-                    _ => {
-                        return self.error(
-                            reference,
-                            &ApiError::validation(
-                                "ids",
-                                "send exactly one of `ids` (1-1000) or `up_to`",
-                            ),
-                            ctx,
-                        )
-                    }
-                };
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let (handle, reader) =
-                    (self.state.registry.mailbox(&mailbox), self.agent.id.clone());
-                ctx.spawn(
-                    async move { handle.mark_read(&reader, mark).await }
-                        .into_actor(self)
-                        .map(move |r, act, ctx| match r {
-                            Ok(unread) => act.ok(reference, json!({ "unread": unread }), ctx),
-                            Err(e) => act.error(reference, &e.into(), ctx),
-                        }),
-                );
-            }
-            ClientFrame::Ack { mailbox, id, .. } => {
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let handle = self.state.registry.mailbox(&mailbox);
-                let fut = async move {
-                    handle
-                        .ack(&id)
-                        .await
-                        .map(|attempt| json!({ "id": id, "status": "acked", "attempt": attempt }))
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(v) => act.ok(reference, v, ctx),
-                    Err(e) => act.error(reference, &e.into(), ctx),
-                }));
-            }
-            ClientFrame::Nack {
-                mailbox,
-                id,
-                requeue,
-                reason,
-                ..
-            } => {
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let max = crate::http::delivery::MAX_REASON;
-                if reason.as_ref().is_some_and(|r| r.len() > max) {
-                    return self.error(
-                        reference,
-                        &ApiError::validation(
-                            "reason",
-                            format!("`reason` must be at most {max} bytes"),
-                        ),
-                        ctx,
-                    );
-                }
-                let reason = reason.unwrap_or_else(|| format!("nacked by {}", self.agent.id));
-                let handle = self.state.registry.mailbox(&mailbox);
-                let fut = async move {
-                    handle
-                        .nack(&id, requeue.unwrap_or(false), &reason)
-                        .await
-                        .map(|o| crate::http::delivery::nack_result(&id, o))
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(v) => act.ok(reference, v, ctx),
-                    Err(e) => act.error(reference, &e.into(), ctx),
-                }));
-            }
-        }
-    }
-
-    fn authorize_mailbox(&self, name: &str, act: &str) -> Result<(), ApiError> {
-        check_mailbox_name(name)?;
-        self.agent
-            .require(&self.state, &format!("mailbox:{name}"), act)
     }
 
     fn subscribe(
