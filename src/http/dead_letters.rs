@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::mailboxes::SMALL_BODY;
-use super::{parse_json, read_body};
+use super::{parse_json_or_default, read_body};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -170,11 +170,7 @@ async fn requeue_matching(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, SMALL_BODY).await?;
-    let b: RequeueBody = if body.is_empty() {
-        RequeueBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let b: RequeueBody = parse_json_or_default(&body)?;
     if let Some(m) = &b.filter.mailbox {
         check_mailbox_name(m)?;
     }

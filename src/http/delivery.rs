@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::mailboxes::{authorize, MAX_WAIT_SECONDS, SMALL_BODY};
-use super::{parse_json, read_body};
+use super::{parse_json_or_default, read_body};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -40,11 +40,7 @@ async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, SMALL_BODY).await?;
     // An empty body takes the defaults: one message, no waiting.
-    let b: ReceiveBody = if body.is_empty() {
-        ReceiveBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let b: ReceiveBody = parse_json_or_default(&body)?;
     let max = match b.max {
         None => 1,
         Some(n) if (1..=MAX_RECEIVE as i64).contains(&n) => n as usize,
@@ -104,11 +100,7 @@ async fn nack(
 ) -> Result<HttpResponse, ApiError> {
     let (name, id) = path.into_inner();
     let body = read_body(payload, SMALL_BODY).await?;
-    let b: NackBody = if body.is_empty() {
-        NackBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let b: NackBody = parse_json_or_default(&body)?;
     if b.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
         return Err(ApiError::validation(
             "reason",

@@ -11,7 +11,7 @@ use mailbox_actors::storage::ReadMark;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{parse_json, read_body};
+use super::{parse_json, parse_json_or_default, read_body};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -56,7 +56,7 @@ async fn info(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct ConfigureBody {
     max_len: Option<u64>,
@@ -72,15 +72,7 @@ async fn configure(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, SMALL_BODY).await?;
     // An empty body creates the mailbox with default settings.
-    let b: ConfigureBody = if body.is_empty() {
-        ConfigureBody {
-            max_len: None,
-            overflow: None,
-            retention_seconds: None,
-        }
-    } else {
-        parse_json(&body)?
-    };
+    let b: ConfigureBody = parse_json_or_default(&body)?;
     check_mailbox_name(&name)?;
     if b.max_len
         .is_some_and(|m| m == 0 || m > state.limits_cfg.mailbox_max_len)

@@ -65,6 +65,15 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// Parses an optional JSON body: an empty body means the type's defaults.
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
 /// A request span with an id (echoed as `x-request-id`), and `mailbox_http_requests_total`.
 pub fn observe<S>(
     req: ServiceRequest,

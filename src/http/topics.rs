@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::mailboxes::browse_query;
-use super::{parse_json, read_body};
+use super::{parse_json_or_default, read_body};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -120,11 +120,7 @@ async fn configure(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, SMALL_BODY).await?;
     // An empty body creates the topic with the default retention.
-    let b: ConfigureBody = if body.is_empty() {
-        ConfigureBody::default()
-    } else {
-        parse_json(&body)?
-    };
+    let b: ConfigureBody = parse_json_or_default(&body)?;
     check_topic_name("topic", &name)?;
     if b.retention_max_len
         .is_some_and(|m| m == 0 || m > MAX_RETENTION_LEN)
