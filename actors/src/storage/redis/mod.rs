@@ -310,32 +310,7 @@ impl RedisEngine {
             Overflow::Reject => "reject",
             Overflow::DropOldest => "drop_oldest",
         };
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("HSETNX")
-            .arg(&meta)
-            .arg("created_at")
-            .arg(Utc::now().timestamp_millis())
-            .cmd("HSET")
-            .arg(&meta)
-            .arg("overflow")
-            .arg(overflow)
-            .ignore()
-            .cmd("HDEL")
-            .arg(&meta)
-            .arg("max_len")
-            .arg("retention_seconds")
-            .ignore();
-        if let Some(m) = config.max_len {
-            p.cmd("HSET").arg(&meta).arg("max_len").arg(m).ignore();
-        }
-        if let Some(r) = config.retention_seconds {
-            p.cmd("HSET")
-                .arg(&meta)
-                .arg("retention_seconds")
-                .arg(r)
-                .ignore();
-        }
+        let p = settings_pipe(&meta, overflow, config.max_len, config.retention_seconds);
         let mut c = self.conn().await?;
         let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
         self.add_agent(&mut c, mailbox).await?;
@@ -424,4 +399,41 @@ impl RedisEngine {
         names.sort();
         Ok(names)
     }
+}
+
+/// One atomic pipeline that creates a stream's meta if needed (answering whether it was new)
+/// and replaces its settings: shared by mailboxes and topic histories.
+pub(super) fn settings_pipe(
+    meta: &str,
+    overflow: &str,
+    max_len: Option<u64>,
+    retention_seconds: Option<u64>,
+) -> redis::Pipeline {
+    let mut p = redis::pipe();
+    p.atomic()
+        .cmd("HSETNX")
+        .arg(meta)
+        .arg("created_at")
+        .arg(Utc::now().timestamp_millis())
+        .cmd("HSET")
+        .arg(meta)
+        .arg("overflow")
+        .arg(overflow)
+        .ignore()
+        .cmd("HDEL")
+        .arg(meta)
+        .arg("max_len")
+        .arg("retention_seconds")
+        .ignore();
+    if let Some(m) = max_len {
+        p.cmd("HSET").arg(meta).arg("max_len").arg(m).ignore();
+    }
+    if let Some(r) = retention_seconds {
+        p.cmd("HSET")
+            .arg(meta)
+            .arg("retention_seconds")
+            .arg(r)
+            .ignore();
+    }
+    p
 }

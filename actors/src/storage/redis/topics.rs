@@ -74,32 +74,12 @@ impl RedisEngine {
         config: &TopicConfig,
     ) -> Result<bool, StorageError> {
         let meta = self.stream_key(&Stream::Topic(topic.to_owned()), "meta");
-        let mut p = redis::pipe();
-        p.atomic()
-            .cmd("HSETNX")
-            .arg(&meta)
-            .arg("created_at")
-            .arg(Utc::now().timestamp_millis())
-            .cmd("HSET")
-            .arg(&meta)
-            .arg("overflow")
-            .arg("drop_oldest")
-            .ignore()
-            .cmd("HDEL")
-            .arg(&meta)
-            .arg("max_len")
-            .arg("retention_seconds")
-            .ignore();
-        if let Some(m) = config.retention_max_len {
-            p.cmd("HSET").arg(&meta).arg("max_len").arg(m).ignore();
-        }
-        if let Some(r) = config.retention_seconds {
-            p.cmd("HSET")
-                .arg(&meta)
-                .arg("retention_seconds")
-                .arg(r)
-                .ignore();
-        }
+        let p = super::settings_pipe(
+            &meta,
+            "drop_oldest",
+            config.retention_max_len,
+            config.retention_seconds,
+        );
         let mut c = self.conn().await?;
         let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
         let _: i64 = self
