@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use mailbox_actors::model::check_mailbox_name;
-use mailbox_actors::storage::{DeadQuery, DeadReason, MAX_DEAD_PAGE};
+use mailbox_actors::model::{DeadQuery, DeadReason, MAX_DEAD_PAGE};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use chrono::{TimeZone, Utc};
 use mailbox_actors::mailbox::MAX_RECEIVE;
-use mailbox_actors::storage::NackOutcome;
+use mailbox_actors::model::NackOutcome;
 use serde::Deserialize;
 use serde_json::json;
 

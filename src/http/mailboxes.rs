@@ -6,8 +6,9 @@ use std::time::Duration;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use mailbox_actors::mailbox::BrowseQuery;
-use mailbox_actors::model::{check_mailbox_name, MailboxConfig, MessageFilter, Overflow, Priority};
-use mailbox_actors::storage::ReadMark;
+use mailbox_actors::model::{
+    check_mailbox_name, MailboxConfig, MessageFilter, Overflow, Priority, ReadMark,
+};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -1,10 +1,15 @@
 //! Pure data: messages, addresses, ids and their validation. No I/O lives here.
 
 pub mod address;
+pub mod delivery;
 pub mod message;
 pub mod topic;
 
 pub use address::{is_valid_agent_id, is_valid_topic, is_valid_topic_pattern, Address};
+pub use delivery::{
+    DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
+    ReadMark, ReadState, MAX_DEAD_PAGE,
+};
 pub use message::{
     check_mailbox_name, Envelope, MailboxConfig, MessageFilter, MessageLimits, Overflow, Priority,
     RequestError, SendRequest,

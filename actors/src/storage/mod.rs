@@ -12,17 +12,14 @@ pub mod group;
 pub mod memory;
 pub mod redis;
 
-use std::collections::HashSet;
-
-use chrono::{DateTime, Utc};
-
 use crate::model::{Envelope, MailboxConfig, Subscription, TopicConfig, TopicStats};
 
-pub use actor::{StorageActor, StorageHandle};
-pub use delivery::{
-    DeadLetter, DeadPage, DeadQuery, DeadReason, DeliveryMeta, DeliverySettings, DueReport, Handed,
-    NackOutcome, MAX_DEAD_PAGE,
+pub use crate::model::delivery::{
+    DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
+    ReadMark, ReadState, MAX_DEAD_PAGE,
 };
+pub use actor::{StorageActor, StorageHandle};
+pub use delivery::{DeliveryMeta, DueReport, Handed};
 
 /// Payloads whose stored form is over this many bytes are kept zstd-compressed.
 pub const COMPRESS_OVER: usize = 4096;
@@ -138,38 +135,6 @@ impl StoredRecord {
     pub fn decode(&self) -> Result<Envelope, StorageError> {
         decode(&self.record, self.seq)
     }
-}
-
-/// What one reader has read in one mailbox: everything up to `upto`, plus single marks above it.
-#[derive(Debug, Clone, Default)]
-pub struct ReadState {
-    pub upto: u64,
-    pub marked: HashSet<u64>,
-}
-
-impl ReadState {
-    pub fn is_read(&self, seq: u64) -> bool {
-        seq <= self.upto || self.marked.contains(&seq)
-    }
-}
-
-/// Counts and settings of one mailbox as seen by one reader.
-#[derive(Debug, Clone, Default)]
-pub struct MailboxStats {
-    pub total: u64,
-    pub unread: u64,
-    pub last_seq: u64,
-    pub created_at: Option<DateTime<Utc>>,
-    pub config: MailboxConfig,
-    /// Deliveries in flight plus messages awaiting redelivery.
-    pub pending_acks: u64,
-}
-
-/// How a mark-read request names what was read.
-#[derive(Debug, Clone)]
-pub enum ReadMark {
-    Ids(Vec<String>),
-    UpTo(u64),
 }
 
 /// Encodes an envelope for storage: the id, then JSON, or `z` + zstd(JSON) when large.

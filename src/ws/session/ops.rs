@@ -4,7 +4,7 @@ use actix::prelude::*;
 use serde_json::{json, Value};
 
 use mailbox_actors::model::check_mailbox_name;
-use mailbox_actors::storage::ReadMark;
+use mailbox_actors::model::ReadMark;
 
 use super::WsSession;
 use crate::error::ApiError;
