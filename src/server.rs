@@ -21,9 +21,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::TokenAuthority;
 use crate::config::{Config, EngineKind};
 use crate::http;
+use crate::ops::Ops;
 
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
+    /// The face-neutral operations every handler calls.
+    pub ops: Ops,
     pub registry: RegistryHandle,
     pub dead_letters: DeadLetterHandle,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
@@ -128,7 +131,14 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     })
     .await?;
     let registry_for_shutdown = registry.clone();
+    let ops = Ops::new(
+        registry.clone(),
+        dead_letters.clone(),
+        permissions.clone(),
+        &config.limits,
+    );
     let state = web::Data::new(AppState {
+        ops,
         registry,
         dead_letters,
         retry,

@@ -2,6 +2,7 @@
 
 pub mod actor;
 pub mod batch;
+mod faces;
 mod fanout;
 pub mod messages;
 

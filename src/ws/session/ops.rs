@@ -45,7 +45,11 @@ impl WsSession {
             } => {
                 let (state, agent) = (self.state.clone(), self.agent.clone());
                 let fut = async move {
-                    crate::http::messages::send_one(&state, &agent, *message, idempotency_key).await
+                    let args = crate::ops::SendArgs {
+                        message: *message,
+                        idempotency_key,
+                    };
+                    state.ops.send(&agent, args).await
                 };
                 ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
                     Ok(receipt) => act.ok(
@@ -122,31 +126,15 @@ impl WsSession {
                 reason,
                 ..
             } => {
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let max = crate::http::delivery::MAX_REASON;
-                if reason.as_ref().is_some_and(|r| r.len() > max) {
-                    return self.error(
-                        reference,
-                        &ApiError::validation(
-                            "reason",
-                            format!("`reason` must be at most {max} bytes"),
-                        ),
-                        ctx,
-                    );
-                }
-                let reason = reason.unwrap_or_else(|| format!("nacked by {}", self.agent.id));
-                let handle = self.state.registry.mailbox(&mailbox);
+                let (state, agent) = (self.state.clone(), self.agent.clone());
                 let fut = async move {
-                    handle
-                        .nack(&id, requeue.unwrap_or(false), &reason)
-                        .await
-                        .map(|o| crate::http::delivery::nack_result(&id, o))
+                    let args = crate::ops::NackArgs { requeue, reason };
+                    let r = state.ops.nack(&agent, &mailbox, &id, args).await?;
+                    Ok::<_, ApiError>(serde_json::to_value(r).unwrap_or(Value::Null))
                 };
                 ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
                     Ok(v) => act.ok(reference, v, ctx),
-                    Err(e) => act.error(reference, &e.into(), ctx),
+                    Err(e) => act.error(reference, &e, ctx),
                 }));
             }
         }
