@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
-use mailbox_actors::model::{MessageLimits, TopicConfig};
+use mailbox_actors::model::TopicConfig;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::retry::{RetryHandle, RetrySettings};
@@ -25,21 +25,14 @@ use crate::ops::Ops;
 
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
-    /// The face-neutral operations every handler calls.
+    /// The face-neutral operations every handler calls; it holds the engine handles
+    /// (registry, dead letters, permissions), the limits and the rate limiter.
     pub ops: Ops,
-    pub registry: RegistryHandle,
-    pub dead_letters: DeadLetterHandle,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
     pub retry: RetryHandle,
-    pub permissions: PermissionHandle,
     pub tokens: TokenAuthority,
-    /// Message rules derived from `[limits]`.
-    pub limits: MessageLimits,
-    pub limits_cfg: crate::config::Limits,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
-    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
-    pub rate: crate::ratelimit::RateLimiter,
     pub config: Arc<Config>,
 }
 
@@ -131,30 +124,12 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     })
     .await?;
     let registry_for_shutdown = registry.clone();
-    let ops = Ops::new(
-        registry.clone(),
-        dead_letters.clone(),
-        permissions.clone(),
-        &config.limits,
-    );
+    let ops = Ops::new(registry, dead_letters, permissions, &config.limits);
     let state = web::Data::new(AppState {
         ops,
-        registry,
-        dead_letters,
         retry,
-        permissions,
         tokens: TokenAuthority::new(&config.auth)?,
-        limits: MessageLimits {
-            max_message_bytes: config.limits.max_message_bytes,
-            max_metadata_keys: config.limits.max_metadata_keys,
-            max_tags: config.limits.max_tags,
-        },
-        limits_cfg: config.limits.clone(),
         node_id: node_id.clone(),
-        rate: crate::ratelimit::RateLimiter::new(
-            config.limits.rate_per_second,
-            config.limits.rate_burst,
-        ),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()
         } else {
