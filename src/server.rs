@@ -1,6 +1,7 @@
-//! `run`: start the actors and the HTTP server on a bound listener. `main` and the tests call
-//! the same function.
+//! `run`: start the actors and the HTTP server on a bound listener, until a shutdown signal
+//! the caller passes. `main` (the `serve` command) and tests call the same function.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +69,16 @@ fn engine(config: &Config) -> Result<Engine, StartError> {
     })
 }
 
-/// Starts everything on `listener` and serves until SIGTERM/SIGINT (graceful: in-flight requests
-/// finish within `server.shutdown_timeout_seconds`). Must run inside an actix system.
-pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError> {
+/// Starts everything on `listener` and serves until `shutdown` resolves: then WebSocket
+/// sessions are closed with 1001 and in-flight requests finish within
+/// `server.shutdown_timeout_seconds`. `main` passes [`shutdown_signal`] (SIGTERM/SIGINT); a test
+/// passes whatever it wants to stop the server with (e.g. a oneshot receiver). Must run inside
+/// an actix system.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<(), StartError> {
     let node_id = if config.server.node_id.is_empty() {
         format!("node-{}", &ulid::Ulid::generate().to_string()[20..]).to_lowercase()
     } else {
@@ -165,7 +173,7 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutdown requested: closing WebSocket sessions (1001), draining requests");
         match registry_for_shutdown
             .close_all_sessions(crate::ws::session::CLOSE_GOING_AWAY, "server shutting down")
@@ -183,8 +191,8 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT: the shutdown signal of the `serve` command.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

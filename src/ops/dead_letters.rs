@@ -15,7 +15,7 @@ const OBJECT: &str = "dead-letters";
 /// Longest `after` cursor (a dead-letter id).
 const MAX_CURSOR: usize = 64;
 
-/// `mailbox`, `reason`, `after` (a dead-letter id), `limit` 1-1000 (default 50).
+/// `mailbox`, `reason`, `after` (a dead-letter id), `limit` 1-[`MAX_DEAD_PAGE`] (default 50).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ListDeadLettersArgs {
     #[serde(default, deserialize_with = "args::text")]

@@ -36,7 +36,7 @@ pub struct Acked {
     pub attempt: u32,
 }
 
-/// `requeue` (default false: dead-letter it) and a `reason` (default "nacked by <agent>").
+/// `requeue` (default false: dead-letter it) and a `reason` (default `nacked by <agent>`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NackArgs {
