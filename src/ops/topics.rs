@@ -29,7 +29,7 @@ pub struct ListTopicsArgs {
 }
 
 /// One topic with its counts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicInfo {
     pub name: String,
     pub total: u64,
@@ -51,7 +51,7 @@ impl From<TopicStats> for TopicInfo {
 }
 
 /// `{topics, next}`: `next` is the `after` of the following page, null on the last.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicList {
     pub topics: Vec<TopicInfo>,
     pub next: Option<String>,
@@ -75,7 +75,7 @@ pub struct TopicConfigured {
 }
 
 /// A page of a topic's history: `{messages, next}` (topics have no read state).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicPage {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
