@@ -134,7 +134,7 @@ storage_op!(
 storage_op!(
     /// Create or reconfigure a mailbox.
     Configure { mailbox: String, config: MailboxConfig } -> bool,
-    |e, m| e.configure(&m.mailbox, &m.config).await);
+    |e, m| e.configure(&m.mailbox, m.config).await);
 storage_op!(
     /// Mark an agent as known (it has a mailbox).
     Touch { mailbox: String } -> (),
@@ -158,7 +158,7 @@ storage_op!(
 storage_op!(
     /// Create or reconfigure a topic.
     ConfigureTopic { topic: String, config: TopicConfig } -> bool,
-    |e, m| e.configure_topic(&m.topic, &m.config).await);
+    |e, m| e.configure_topic(&m.topic, m.config).await);
 storage_op!(
     /// Counts and settings of a topic, if it exists.
     TopicStatsOf { topic: String } -> Option<TopicStats>,
@@ -174,7 +174,7 @@ storage_op!(
 storage_op!(
     /// Store a durable subscription (or find the same one).
     AddSubscription { sub: Subscription } -> (Subscription, bool),
-    |e, m| e.add_subscription(&m.sub).await);
+    |e, m| e.add_subscription(m.sub).await);
 storage_op!(
     /// Remove a durable subscription.
     RemoveSubscription { id: String } -> Option<Subscription>,

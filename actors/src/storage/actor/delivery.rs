@@ -15,7 +15,7 @@ storage_op!(
 storage_op!(
     /// Record a hand-over of given seqs (e.g. a WebSocket push) as an attempt.
     Take { mailbox: String, seqs: Vec<u64>, settings: DeliverySettings } -> Vec<(u64, u32)>,
-    |e, m| e.take(&m.mailbox, &m.seqs, &m.settings).await);
+    |e, m| e.take(&m.mailbox, m.seqs, &m.settings).await);
 storage_op!(
     /// Settle a delivery: acked.
     Ack { mailbox: String, id: String } -> u32,
@@ -35,11 +35,11 @@ storage_op!(
 storage_op!(
     /// Remove records a failed batch stored.
     Retract { mailbox: String, stored: Vec<(String, u64)> } -> u64,
-    |e, m| e.retract(&m.mailbox, &m.stored).await);
+    |e, m| e.retract(&m.mailbox, m.stored).await);
 storage_op!(
     /// List dead letters.
     DeadList { query: DeadQuery } -> DeadPage,
-    |e, m| e.dlq_list(&m.query).await);
+    |e, m| e.dlq_list(m.query).await);
 storage_op!(
     /// One dead letter.
     DeadGet { id: String } -> Option<DeadLetter>,
