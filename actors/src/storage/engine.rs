@@ -71,6 +71,11 @@ macro_rules! storage_ops {
             }
         )*
 
+        impl super::StorageHandle {
+            $($(
+                storage_ops!(@method [$(#[$doc])*] $op [$($params)*] $out; [] []; $($params)*);
+            )*)*
+        }
     };
 }
 
