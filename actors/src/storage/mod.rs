@@ -1,9 +1,15 @@
-//! Persistence. Two engines behind one enum: [`memory::MemoryEngine`] (zero-dependency mode,
-//! nothing survives a restart) and [`redis::RedisEngine`] (production, the source of truth).
-//! Both pass the same behaviour suite (`tests/behaviour.rs` runs it against each).
+//! Persistence. Two engines: [`memory::MemoryEngine`] (zero-dependency mode, nothing survives a
+//! restart) and [`redis::RedisEngine`] (production, the source of truth). Both pass the same
+//! behaviour suite (`tests/behaviour.rs` runs it against each).
 //!
-//! The engine is only ever called by the [`actor::StorageActor`]; faces and other actors go
-//! through its [`actor::StorageHandle`].
+//! Every operation is declared once, in the table in [`engine`]: it yields the engine trait
+//! ([`StorageEngine`], in four parts by concern) that each engine implements, and the method of
+//! the same name on [`StorageHandle`]. [`Engine`] is the configured one and derefs to the trait.
+//!
+//! The engine is only ever called by the [`actor::StorageActor`] (one generic message for every
+//! operation, wrapped in the circuit breaker); faces and other actors go through its
+//! [`actor::StorageHandle`]. Adding an operation is a line in the table and an implementation
+//! per engine; the actor and the handle do not change.
 
 pub mod actor;
 pub mod delivery;
