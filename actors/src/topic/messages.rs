@@ -1,31 +1,13 @@
-//! Messages the topic actor and the live router understand.
+//! Messages the node's router understands (the topic writer understands the ones every stream
+//! writer does, [`crate::stream::messages`]).
 
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
-use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::mailbox::messages::{Pushed, SubscriberKey};
 use crate::model::Subscription;
-use crate::storage::{AppendOutcome, NewRecord, StorageError};
-
-/// Store records in this topic's history, in order, atomically (all or none).
-#[derive(Message)]
-#[rtype(result = "Result<AppendOutcome, StorageError>")]
-pub struct Publish {
-    pub records: Vec<NewRecord>,
-}
-
-/// A receiver that changes whenever this node stores something in the topic (long-poll wake).
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<u64>")]
-pub struct WatchTopic;
-
-/// Sent by the registry when the actor has been idle: finish what is queued, then stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RetireTopic;
 
 /// Push every message published from now on to a topic matching `pattern` to `recipient`.
 #[derive(Message)]
@@ -52,6 +34,41 @@ pub struct Route {
     pub seq: u64,
     pub json: Arc<str>,
     pub created_at_ms: i64,
+}
+
+impl Route {
+    /// The route of a stored record: decoded and serialized once for every subscriber.
+    pub(crate) fn of(topic: &Arc<str>, seq: u64, record: &[u8]) -> Option<Self> {
+        let env = match crate::storage::decode(record, seq) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(%topic, seq, error = %e, "cannot decode a stored record");
+                return None;
+            }
+        };
+        match serde_json::to_string(&env) {
+            Ok(json) => Some(Route {
+                topic: topic.clone(),
+                seq,
+                json: Arc::from(json),
+                created_at_ms: env.created_at.timestamp_millis(),
+            }),
+            Err(e) => {
+                tracing::error!(%topic, seq, error = %e, "cannot serialize an envelope");
+                None
+            }
+        }
+    }
+}
+
+/// Another node stored `first..=last` in a topic's history: push them to matching live
+/// subscriptions here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteRoute {
+    pub topic: String,
+    pub first: u64,
+    pub last: u64,
 }
 
 /// The mailboxes holding a durable subscription that matches `topic`, each once, sorted.
