@@ -1,6 +1,6 @@
 //! The engine contract: every storage operation, declared once.
 //!
-//! The [`storage_ops!`] table below is the one list of operations. From each line it generates
+//! The `storage_ops!` table below is the one list of operations. From each line it generates
 //! the engine-trait method that [`MemoryEngine`](super::memory::MemoryEngine) and
 //! [`RedisEngine`](super::redis::RedisEngine) implement, and the
 //! [`StorageHandle`](super::StorageHandle) method of the same name and signature, which carries
@@ -39,6 +39,7 @@ macro_rules! storage_ops {
             self.call(move |e| async move { e.$op($($pass)*).await }).await
         }
     };
+    // The next parameter is carried by its form: first `Option<&str>`, then `&T`, then owned.
     (@method $doc:tt $op:ident $params:tt $out:ty; [$($keep:tt)*] [$($pass:tt)*];
         $arg:ident : Option<&str> $(, $($rest:tt)*)?) => {
         storage_ops!(@method $doc $op $params $out;
@@ -57,6 +58,7 @@ macro_rules! storage_ops {
             [$($keep)*] [$($pass)* $arg,];
             $($($rest)*)?);
     };
+    // The table: a trait per group, then the handle methods of all its operations.
     ($(
         $(#[$trait_doc:meta])*
         pub trait $trait:ident {

@@ -1,6 +1,6 @@
 //! The in-memory engine: zero-dependency mode. Same behaviour as Redis, nothing kept across
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
-//! Delivery state (receive, acks, retry schedule, dead letters) is in [`delivery`].
+//! Delivery state (receive, acks, retry schedule, dead letters) is in `delivery.rs`.
 
 mod append;
 mod delivery;

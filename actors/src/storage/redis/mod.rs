@@ -28,7 +28,7 @@
 //! Topic histories keep no delivery state: the append script is told so and never touches their
 //! `ready`/`dm`/… keys.
 //!
-//! Global keys, written in a separate step that is safe to repeat (see [`delivery`]):
+//! Global keys, written in a separate step that is safe to repeat (see `delivery.rs`):
 //! - `P:retry`           zset: `<mailbox>\n<seq>` by due time (ms); never later than the truth
 //! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
 //! - `P:dlq:dl:<id>`     string: JSON header line, then the record
