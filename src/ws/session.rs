@@ -345,8 +345,10 @@ impl WsSession {
         let Some(sub) = self.subs.get_mut(&p.subscription) else {
             return;
         };
-        if matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
-            // Live only, and seqs come from many topics: nothing to order or resume.
+        if p.redelivery || matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
+            // A redelivery is already recorded as its next attempt, and goes out whatever the
+            // cursor says (the stream position was sent before). A pattern is live only, and
+            // its seqs come from many topics: nothing to order or resume.
             return self.push_out(&p, ctx);
         }
         match &mut sub.mode {
