@@ -7,6 +7,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod mcp;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(delivery::routes)
             .configure(dead_letters::routes),
     )
+    .configure(crate::mcp::routes)
     .configure(health::routes);
 }
 
