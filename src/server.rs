@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
+use mailbox_actors::dispatch::Dispatcher;
 use mailbox_actors::model::{MessageLimits, TopicConfig};
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
@@ -25,6 +26,8 @@ use crate::http;
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
     pub registry: RegistryHandle,
+    /// The send path (direct, topic, broadcast, batch).
+    pub dispatch: Dispatcher,
     pub dead_letters: DeadLetterHandle,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
     pub retry: RetryHandle,
@@ -129,6 +132,7 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     .await?;
     let registry_for_shutdown = registry.clone();
     let state = web::Data::new(AppState {
+        dispatch: Dispatcher::new(registry.clone()),
         registry,
         dead_letters,
         retry,

@@ -1,24 +1,23 @@
 //! `mailbox-actors`: the engine of the Inter-LLM Mailbox. It knows actors and storage, never HTTP.
 //!
 //! ```text
-//!  face (HTTP / WS / MCP / CLI, crate `mailbox`)
+//!  face (HTTP / WS / MCP / CLI, crate `mailbox`) ── ops: validate, permit, rate-limit
 //!    │ 1. PermissionHandle::check  ── read lock ──▶ Arc<casbin::Enforcer>  ◀── PermissionActor
 //!    │                                                       (polls the policy files, swaps)
-//!    │ 2. RegistryHandle::send / send_batch / mailbox(name) / topic(name) / router()
+//!    │ 2. Dispatcher::send / send_batch          (the send path: which streams get a copy)
+//!    │    RegistryHandle::mailbox(name) / topic(name) / router()   (reads, consumption)
 //!    ▼
-//!  Registry (actor, supervised) ── GetMailbox ──▶ MailboxActor (one per active mailbox;
-//!    │   retires idle actors,                       group-commits writes, pushes to its live
-//!    │   trims topic histories by age               subscribers, wakes long-polls, announces
-//!    │   ◀── Notify (redelivery: wake long-polls)   its writes on the EventBus)
-//!    │                          ── GetTopic ────▶ TopicActor (one per active topic;
-//!    │                                              group-commits into the topic history)
-//!    │                                                  │ Route (each stored message)
-//!    │                                                  ▼
+//!  Registry (actor, supervised) ── GetWriter ──▶ StreamWriter<K> (one per active stream;
+//!    │   starts and retires writers,              orders, group-commits, retires when idle)
+//!    │   trims topic histories by age,             K = MailboxKind: pushes to its live
+//!    │   tracks WebSocket sessions                     subscribers, wakes long-polls,
+//!    │   ◀── Notify (redelivery: wake long-polls)      announces on the EventBus
+//!    │                                             K = TopicKind: hands each stored message
+//!    │                                                  to the Router
 //!    │                                   Router (one per node): live trie of WS pattern
 //!    │                                   subscriptions → Pushed to sessions; durable trie of
 //!    │                                   subscriptions → which mailboxes get a copy
-//!    │                                                  │ Append
-//!    ▼                                                  ▼
+//!    ▼                                                  │ Append (storage call)
 //!  StorageHandle ─────────────────────────────────▶ StorageActor (circuit breaker, metrics)
 //!    ▲  receive / ack / nack (MailboxHandle)            │
 //!    │                                                  ▼
@@ -29,24 +28,27 @@
 //!          requeue (→ MailboxHandle::deliver), purge, retention cleanup
 //! ```
 //!
+//! Every stream has exactly one writer on a node: direct sends, fan-out and broadcast copies and
+//! dead-letter requeues into a mailbox all go through its [`stream::StreamWriter`].
+//!
 //! The path of one message:
-//! - **direct** (`mailbox:bob`): MailboxActor(bob) appends it (one Lua script, with its delivery
-//!   state) and pushes it to bob's live subscriptions.
-//! - **topic** (`topic:research.papers.ml`): TopicActor appends it to the topic's history and
+//! - **direct** (`mailbox:bob`): the Dispatcher hands it to bob's writer, which appends it (one
+//!   Lua script, with its delivery state, group-committed with whatever else is queued) and
+//!   pushes it to bob's live subscriptions.
+//! - **topic** (`topic:research.papers.ml`): the topic's writer appends it to the history and
 //!   hands it to the Router, which pushes it to every matching live pattern subscription; then
-//!   the send path asks the Router's durable trie which mailboxes subscribe and appends one copy
-//!   to each (pipelined, `storage.append_many`, with the same delivery state as a direct send),
-//!   telling their live mailbox actors.
+//!   the Dispatcher asks the Router's durable trie which mailboxes subscribe and hands one copy
+//!   to each mailbox's writer (many at a time), with the same delivery state as a direct send.
 //! - **broadcast**: one copy to every known agent's mailbox, the same way.
 //!
 //! Reads (browse, stats) and consumption (receive, ack, nack: each one atomic storage call) go
-//! straight from the handle to the storage actor; only writes are ordered by the mailbox and
-//! topic actors. Every guarantee is anchored in storage, never in actor memory: actix drops the
-//! message being handled when an actor restarts. The retry schedule and the dead-letter queue
-//! live in storage too (see [`storage::delivery`]), so a broker killed mid-backoff redelivers
-//! after a restart.
+//! straight from the handle to the storage actor; only writes are ordered by the writers. Every
+//! guarantee is anchored in storage, never in actor memory: actix drops the message being
+//! handled when an actor restarts. The retry schedule and the dead-letter queue live in storage
+//! too (see [`storage::delivery`]), so a broker killed mid-backoff redelivers after a restart.
 
 pub mod dead_letter;
+pub mod dispatch;
 pub mod error;
 pub mod mailbox;
 pub mod model;
@@ -54,6 +56,7 @@ pub mod permission;
 pub mod registry;
 pub mod retry;
 pub mod storage;
+pub mod stream;
 pub mod topic;
 
 pub use error::Error;

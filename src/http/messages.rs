@@ -3,8 +3,8 @@
 use std::time::Instant;
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use mailbox_actors::dispatch::{BatchItem, SendReceipt, MAX_BATCH};
 use mailbox_actors::model::{Address, SendRequest};
-use mailbox_actors::registry::{BatchItem, SendReceipt, MAX_BATCH};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -50,7 +50,7 @@ pub async fn send_one(
     }
     let key = header_key.or_else(|| req.idempotency_key.take());
     let receipt = state
-        .registry
+        .dispatch
         .send(&agent.id, req, &to, key.as_deref())
         .await?;
     metrics::histogram!("mailbox_send_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -137,7 +137,7 @@ async fn send_batch(
     let b: BatchBody = parse_json(&body)?;
     let items = check_batch(&state, &agent, b.messages)?;
     let results = state
-        .registry
+        .dispatch
         .send_batch(&agent.id, items)
         .await
         .map_err(|e| ApiError::from(e.error).at_index(e.index))?;

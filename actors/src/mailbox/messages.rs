@@ -1,34 +1,7 @@
-//! Messages the mailbox actor understands.
+//! Messages only a mailbox writer understands (the ones every stream writer understands are in
+//! [`crate::stream::messages`]).
 
 use actix::Message;
-use tokio::sync::watch;
-
-use crate::storage::{AppendOutcome, NewRecord, StorageError};
-
-/// Store records in this mailbox, in order, atomically (all or none).
-#[derive(Message)]
-#[rtype(result = "Result<AppendOutcome, StorageError>")]
-pub struct Deliver {
-    pub records: Vec<NewRecord>,
-}
-
-/// Records a fan-out stored in this mailbox without going through the actor (one batched
-/// append for many mailboxes): push them to live subscribers and wake long-polls.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Stored {
-    pub records: Vec<(u64, NewRecord)>,
-}
-
-/// A receiver that changes whenever this node stores something in the mailbox (long-poll wake).
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<u64>")]
-pub struct Watch;
-
-/// Sent by the registry when the actor has been idle: finish what is queued, then stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Retire;
 
 /// Who a push goes to: a session and one of its subscriptions.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,22 +1,24 @@
-//! One mailbox: its actor (orders writes, wakes long-polls), its messages and the handle callers use.
+//! One mailbox: its writer configuration (pushes to live sessions, announces to other nodes),
+//! its messages, consumption (receive, ack, nack) and the handle callers use.
 
-pub mod actor;
-pub mod delivery;
+pub mod consume;
 pub mod messages;
 pub mod query;
+pub mod writer;
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use actor::{Liveness, MailboxActor};
-pub use delivery::MAX_RECEIVE;
+pub use consume::MAX_RECEIVE;
 pub use query::{BrowseQuery, Page};
+pub use writer::{MailboxKind, MailboxWriter};
 
 use crate::error::Error;
 use crate::model::MailboxConfig;
 use crate::registry::RegistryHandle;
 use crate::storage::{AppendOutcome, MailboxStats, NewRecord, ReadMark};
+use crate::stream::{self, Append, Watch};
 
 /// Typed access to one mailbox. Cheap to make: the actor is looked up only for writes and waits.
 #[derive(Clone)]
@@ -39,27 +41,11 @@ impl MailboxHandle {
         self.registry.storage()
     }
 
-    /// Stores records atomically, in order. Answers once storage has them.
+    /// Stores records atomically, in order, through the mailbox's writer. Answers once
+    /// storage has them.
     pub async fn deliver(&self, records: Vec<NewRecord>) -> Result<AppendOutcome, Error> {
-        // An actor retired by the idle sweep between lookup and send answers `Closed`:
-        // look it up again (a fresh one is started) and retry once.
-        for _ in 0..2 {
-            let addr = self.registry.mailbox_actor(&self.name).await?;
-            match addr
-                .send(messages::Deliver {
-                    records: records.clone(),
-                })
-                .await
-            {
-                Ok(r) => return Ok(r?),
-                Err(actix::MailboxError::Closed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable(format!(
-            "mailbox `{}` actor keeps stopping",
-            self.name
-        )))
+        let lookup = || self.registry.mailbox_writer(&self.name);
+        Ok(stream::ask_writer(&self.name, lookup, Append { records }).await??)
     }
 
     /// Pushes every message stored from now on to `recipient` (a live subscription); answers
@@ -69,7 +55,7 @@ impl MailboxHandle {
         key: messages::SubscriberKey,
         recipient: actix::Recipient<messages::Pushed>,
     ) -> Result<u64, Error> {
-        let addr = self.registry.mailbox_actor(&self.name).await?;
+        let addr = self.registry.mailbox_writer(&self.name).await?;
         Ok(addr
             .send(messages::AddSubscriber { key, recipient })
             .await?)
@@ -77,15 +63,15 @@ impl MailboxHandle {
 
     /// Stops pushes to a subscription (no answer needed: a closed recipient is dropped anyway).
     pub async fn unsubscribe(&self, key: messages::SubscriberKey) {
-        if let Ok(addr) = self.registry.mailbox_actor(&self.name).await {
+        if let Ok(addr) = self.registry.mailbox_writer(&self.name).await {
             addr.do_send(messages::RemoveSubscriber { key });
         }
     }
 
     /// A receiver that changes when this node stores a message here.
     pub async fn watch(&self) -> Result<watch::Receiver<u64>, Error> {
-        let addr = self.registry.mailbox_actor(&self.name).await?;
-        Ok(addr.send(messages::Watch).await?)
+        let lookup = || self.registry.mailbox_writer(&self.name);
+        stream::ask_writer(&self.name, lookup, Watch).await
     }
 
     pub async fn browse(&self, reader: &str, q: &BrowseQuery) -> Result<Page, Error> {
@@ -100,24 +86,8 @@ impl MailboxHandle {
         q: &BrowseQuery,
         wait: Duration,
     ) -> Result<Page, Error> {
-        if wait.is_zero() {
-            return self.browse(reader, q).await;
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribe before the first look, so a message stored in between still wakes us.
-        let mut rx = self.watch().await?;
-        loop {
-            let page = self.browse(reader, q).await?;
-            if !page.messages.is_empty() {
-                return Ok(page);
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Err(_) => return Ok(page),
-                Ok(Ok(())) => {}
-                // The actor retired: watch the new one.
-                Ok(Err(_)) => rx = self.watch().await?,
-            }
-        }
+        let look = || self.browse(reader, q);
+        stream::look_or_wait(wait, None, || self.watch(), look).await
     }
 
     pub async fn stats(&self, reader: &str) -> Result<MailboxStats, Error> {

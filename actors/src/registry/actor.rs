@@ -1,6 +1,6 @@
-//! The supervising registry: finds or starts the actor of a mailbox or topic, retires idle ones,
-//! trims topic histories to their age limit, and counts what is alive. Every later actor kind
-//! (retry, dead letters) hangs here.
+//! The supervising registry: finds or starts the writer of a mailbox or topic, retires idle
+//! ones, trims topic histories to their age limit, tracks this node's WebSocket sessions, and
+//! counts what is alive.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,22 +9,22 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::{
-    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetMailbox, GetTopic, Notify,
-    NotifyStored, RegisterSession, UnregisterSession,
+    ActorCounts, CloseAllSessions, CloseSession, CountActors, GetWriter, Notify, RegisterSession,
+    UnregisterSession,
 };
-use crate::mailbox::messages::{Retire, Stored, Wake};
-use crate::mailbox::{Liveness, MailboxActor};
+use crate::mailbox::messages::Wake;
+use crate::mailbox::MailboxKind;
 use crate::storage::events::{EventBus, StreamAppended};
 use crate::storage::{DeliverySettings, StorageHandle};
-use crate::topic::messages::RetireTopic;
-use crate::topic::{RouterHandle, TopicActor, TopicLiveness, TopicSettings};
+use crate::stream::{CommitLanes, Liveness, Retire, StreamKind, StreamWriter};
+use crate::topic::{RouterHandle, TopicKind, TopicSettings};
 
 /// What the registry needs to start actors.
 #[derive(Debug, Clone)]
 pub struct RegistrySettings {
     /// `limits.mailbox_max_len`: the length a mailbox without its own `max_len` may reach.
     pub default_max_len: u64,
-    /// A mailbox or topic actor with no activity for this long is stopped (its data stays in
+    /// A mailbox or topic writer with no activity for this long is stopped (its data stays in
     /// storage).
     pub idle_timeout: Duration,
     /// Config `[topics]`.
@@ -35,20 +35,98 @@ pub struct RegistrySettings {
     pub delivery: DeliverySettings,
 }
 
-/// Shared map of live mailbox actors (see `Registry::directory`).
-pub type Directory = Arc<std::sync::RwLock<HashMap<String, Addr<MailboxActor>>>>;
+/// A read-only copy of the live writers of one kind, shared with the handles so a write to a
+/// live stream skips the registry hop. Only the registry writes it.
+pub type Directory<K> = Arc<std::sync::RwLock<HashMap<String, Addr<StreamWriter<K>>>>>;
+
+/// The live writers of one kind on this node.
+pub struct Writers<K: StreamKind> {
+    live: HashMap<String, (Addr<StreamWriter<K>>, Arc<Liveness>)>,
+    directory: Directory<K>,
+}
+
+impl<K: StreamKind> Writers<K> {
+    pub fn new(directory: Directory<K>) -> Self {
+        Self {
+            live: HashMap::new(),
+            directory,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&Addr<StreamWriter<K>>> {
+        self.live
+            .get(name)
+            .map(|(addr, _)| addr)
+            .filter(|a| a.connected())
+    }
+
+    fn insert(&mut self, name: String, addr: Addr<StreamWriter<K>>, live: Arc<Liveness>) {
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), addr.clone());
+        self.live.insert(name, (addr, live));
+    }
+
+    /// Retires the writers idle for `idle_ms` (or gone).
+    fn sweep(&mut self, idle_ms: i64) {
+        let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
+        self.live.retain(|name, (addr, live)| {
+            let keep = addr.connected() && !live.is_idle(idle_ms);
+            if !keep {
+                tracing::debug!(kind = K::KIND, stream = %name, "retiring idle writer");
+                dir.remove(name);
+                addr.do_send(Retire);
+            }
+            keep
+        });
+    }
+
+    fn clear(&mut self) {
+        self.live.clear();
+        self.directory
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// Starting the writers of one kind: the kind's own settings, and where the registry keeps them.
+pub trait Registered: StreamKind {
+    fn make(name: &str, reg: &Registry) -> Self;
+    fn writers(reg: &mut Registry) -> &mut Writers<Self>;
+}
+
+impl Registered for MailboxKind {
+    fn make(name: &str, reg: &Registry) -> Self {
+        MailboxKind::new(name, reg.lanes.clone(), reg.settings.bus.clone())
+    }
+
+    fn writers(reg: &mut Registry) -> &mut Writers<Self> {
+        &mut reg.mailboxes
+    }
+}
+
+impl Registered for TopicKind {
+    fn make(name: &str, reg: &Registry) -> Self {
+        TopicKind::new(name, reg.router.clone(), reg.settings.topics.clone())
+    }
+
+    fn writers(reg: &mut Registry) -> &mut Writers<Self> {
+        &mut reg.topics
+    }
+}
 
 pub struct Registry {
     storage: StorageHandle,
+    /// Carries the mailbox writers' group commits to storage.
+    lanes: CommitLanes,
     router: RouterHandle,
     settings: RegistrySettings,
-    mailboxes: HashMap<String, (Addr<MailboxActor>, Arc<Liveness>)>,
-    topics: HashMap<String, (Addr<TopicActor>, Arc<TopicLiveness>)>,
+    mailboxes: Writers<MailboxKind>,
+    topics: Writers<TopicKind>,
     /// A trim pass is running (passes never overlap).
     trimming: bool,
-    /// A read-only copy of the live mailbox actors for handles, so a send to a live mailbox
-    /// skips the registry hop. Only the registry writes it.
-    directory: Directory,
     /// Live WebSocket sessions on this node: id -> (agent, how to close it).
     sessions: HashMap<u64, (String, Recipient<CloseSession>)>,
 }
@@ -58,15 +136,16 @@ impl Registry {
         storage: StorageHandle,
         router: RouterHandle,
         settings: RegistrySettings,
-        directory: Directory,
+        mailboxes: Directory<MailboxKind>,
+        topics: Directory<TopicKind>,
     ) -> Self {
         Self {
+            lanes: CommitLanes::start(storage.clone(), settings.default_max_len),
             storage,
             router,
             settings,
-            directory,
-            mailboxes: HashMap::new(),
-            topics: HashMap::new(),
+            mailboxes: Writers::new(mailboxes),
+            topics: Writers::new(topics),
             trimming: false,
             sessions: HashMap::new(),
         }
@@ -92,24 +171,8 @@ impl Registry {
 
     fn sweep(&mut self) {
         let idle_ms = i64::try_from(self.settings.idle_timeout.as_millis()).unwrap_or(i64::MAX);
-        let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
-        self.mailboxes.retain(|name, (addr, live)| {
-            let keep = addr.connected() && !live.is_idle(idle_ms);
-            if !keep {
-                tracing::debug!(mailbox = %name, "retiring idle mailbox actor");
-                dir.remove(name);
-                addr.do_send(Retire);
-            }
-            keep
-        });
-        self.topics.retain(|name, (addr, live)| {
-            let keep = addr.connected() && !live.is_idle(idle_ms);
-            if !keep {
-                tracing::debug!(topic = %name, "retiring idle topic actor");
-                addr.do_send(RetireTopic);
-            }
-            keep
-        });
+        self.mailboxes.sweep(idle_ms);
+        self.topics.sweep(idle_ms);
     }
 }
 
@@ -137,87 +200,22 @@ impl Supervised for Registry {
         self.mailboxes.clear();
         self.topics.clear();
         self.trimming = false;
-        self.directory
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
     }
 }
 
-impl Handler<GetMailbox> for Registry {
-    type Result = MessageResult<GetMailbox>;
+impl<K: Registered> Handler<GetWriter<K>> for Registry {
+    type Result = MessageResult<GetWriter<K>>;
 
-    fn handle(&mut self, msg: GetMailbox, _: &mut Context<Self>) -> Self::Result {
-        if let Some((addr, _)) = self.mailboxes.get(&msg.name) {
-            if addr.connected() {
-                return MessageResult(addr.clone());
-            }
+    fn handle(&mut self, msg: GetWriter<K>, _: &mut Context<Self>) -> Self::Result {
+        if let Some(addr) = K::writers(self).get(&msg.name) {
+            return MessageResult(addr.clone());
         }
         let live = Arc::new(Liveness::default());
-        let (storage, max_len, name, l) = (
-            self.storage.clone(),
-            self.settings.default_max_len,
-            msg.name.clone(),
-            live.clone(),
-        );
-        let bus = self.settings.bus.clone();
-        let addr = Supervisor::start(move |_| MailboxActor::new(name, storage, max_len, l, bus));
-        self.directory
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(msg.name.clone(), addr.clone());
-        self.mailboxes.insert(msg.name, (addr.clone(), live));
+        let kind = K::make(&msg.name, self);
+        let (storage, name, l) = (self.storage.clone(), msg.name.clone(), live.clone());
+        let addr = Supervisor::start(move |_| StreamWriter::new(name, storage, l, kind));
+        K::writers(self).insert(msg.name, addr.clone(), live);
         MessageResult(addr)
-    }
-}
-
-impl Handler<GetTopic> for Registry {
-    type Result = MessageResult<GetTopic>;
-
-    fn handle(&mut self, msg: GetTopic, _: &mut Context<Self>) -> Self::Result {
-        if let Some((addr, _)) = self.topics.get(&msg.name) {
-            if addr.connected() {
-                return MessageResult(addr.clone());
-            }
-        }
-        let live = Arc::new(TopicLiveness::default());
-        let (storage, router, settings, name, l) = (
-            self.storage.clone(),
-            self.router.clone(),
-            self.settings.topics.clone(),
-            msg.name.clone(),
-            live.clone(),
-        );
-        let addr = Supervisor::start(move |_| TopicActor::new(name, storage, router, settings, l));
-        self.topics.insert(msg.name, (addr.clone(), live));
-        MessageResult(addr)
-    }
-}
-
-impl Handler<NotifyStored> for Registry {
-    type Result = ();
-
-    fn handle(&mut self, msg: NotifyStored, _: &mut Context<Self>) {
-        let mut announce: HashMap<String, u64> = HashMap::new();
-        for (mailbox, seq, record) in msg.items {
-            if let Some((addr, _)) = self.mailboxes.get(&mailbox) {
-                if addr.connected() {
-                    addr.do_send(Stored {
-                        records: vec![(seq, record)],
-                    });
-                }
-            }
-            let last = announce.entry(mailbox).or_default();
-            *last = (*last).max(seq);
-        }
-        // Like a mailbox actor after a group commit: other nodes push to their live sessions.
-        if let Some(bus) = self.settings.bus.clone() {
-            actix::spawn(async move {
-                for (mailbox, seq) in announce {
-                    bus.announce(&mailbox, seq).await;
-                }
-            });
-        }
     }
 }
 
@@ -226,7 +224,7 @@ impl Handler<Notify> for Registry {
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
         // Only a live actor can have waiters; an absent one has nobody to wake.
-        if let Some((addr, _)) = self.mailboxes.get(&msg.name) {
+        if let Some(addr) = self.mailboxes.get(&msg.name) {
             addr.do_send(Wake);
         }
     }
@@ -237,8 +235,8 @@ impl Handler<CountActors> for Registry {
 
     fn handle(&mut self, _: CountActors, _: &mut Context<Self>) -> Self::Result {
         MessageResult(ActorCounts {
-            mailboxes: self.mailboxes.len(),
-            topics: self.topics.len(),
+            mailboxes: self.mailboxes.live.len(),
+            topics: self.topics.live.len(),
             sessions: self.sessions.len(),
         })
     }
@@ -281,7 +279,7 @@ impl Handler<StreamAppended> for Registry {
 
     /// Another node wrote to a stream: only a mailbox live here has anyone to tell.
     fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
-        if let Some((addr, _)) = self.mailboxes.get(&msg.stream) {
+        if let Some(addr) = self.mailboxes.get(&msg.stream) {
             addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
         }
     }

@@ -1,34 +1,23 @@
 //! Messages the registry understands.
 
+use std::marker::PhantomData;
+
 use actix::{Addr, Message};
 
-use crate::mailbox::MailboxActor;
-use crate::topic::TopicActor;
+use crate::stream::{StreamKind, StreamWriter};
 
-/// The live actor of a mailbox, started if needed.
-#[derive(Message)]
-#[rtype(result = "Addr<MailboxActor>")]
-pub struct GetMailbox {
+/// The live writer of a mailbox or topic, started if needed.
+pub struct GetWriter<K> {
     pub name: String,
+    pub kind: PhantomData<fn() -> K>,
 }
 
-/// The live actor of a topic, started if needed.
-#[derive(Message)]
-#[rtype(result = "Addr<TopicActor>")]
-pub struct GetTopic {
-    pub name: String,
+impl<K: StreamKind> Message for GetWriter<K> {
+    type Result = Addr<StreamWriter<K>>;
 }
 
-/// Records a fan-out stored in mailboxes directly: (mailbox, seq, record). Mailboxes with a
-/// live actor on this node get them pushed; the others have nobody to tell.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct NotifyStored {
-    pub items: Vec<(String, u64, crate::storage::NewRecord)>,
-}
-
-/// Something became receivable in a mailbox outside its actor (e.g. a redelivery): wake its
-/// long-polls if it has a live actor.
+/// Something became receivable in a mailbox outside its writer (e.g. a redelivery): wake its
+/// long-polls if it has a live writer.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Notify {

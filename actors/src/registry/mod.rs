@@ -1,45 +1,23 @@
-//! The registry and the send path: a validated, permitted request becomes stored copies.
+//! The supervising registry: one per node. It finds or starts the writer of each active
+//! mailbox and topic (and retires idle ones), and tracks this node's WebSocket sessions. The
+//! send path that decides which streams a message goes to is [`crate::dispatch`].
 
 pub mod actor;
-pub mod batch;
-mod fanout;
 pub mod messages;
 
+use std::marker::PhantomData;
+
 use actix::prelude::*;
-use chrono::Utc;
 
 pub use actor::{Registry, RegistrySettings};
-pub use batch::{BatchError, BatchItem, MAX_BATCH};
-pub use fanout::{FANOUT_CHUNK, FANOUT_IN_FLIGHT};
 pub use messages::{ActorCounts, CloseSession};
 
 use crate::error::Error;
-use crate::mailbox::{MailboxActor, MailboxHandle};
-use crate::model::{self, Address, SendRequest};
-use crate::storage::{Appended, DeliverySettings, NewRecord, StorageHandle};
-use crate::topic::{RouterHandle, TopicActor, TopicHandle, TopicSettings};
-
-/// What a send answers (`201 {id, status, recipients}`). `recipients` counts the stored
-/// copies: 1 for a direct message; for a topic, 1 for its history plus one per mailbox with a
-/// matching durable subscription; for a broadcast, one per known agent. Live WebSocket pushes
-/// are not counted (they are not stored).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SendReceipt {
-    pub id: String,
-    pub status: &'static str,
-    pub recipients: u64,
-    /// The stored copy's position, when there is one stream (a topic: its history's seq).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub seq: Option<String>,
-    /// Mailbox copies of a fan-out that could not be stored (e.g. a full mailbox); logged and
-    /// counted in `mailbox_fanout_failures_total`. Left out when zero.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub failed: u64,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
+use crate::mailbox::{MailboxHandle, MailboxKind};
+use crate::storage::{DeliverySettings, StorageHandle};
+use crate::stream::StreamWriter;
+use crate::topic::{RouterHandle, TopicHandle, TopicKind, TopicSettings};
+use actor::{Directory, Registered};
 
 /// Cloneable access to the registry and, through it, to every mailbox and topic.
 #[derive(Clone)]
@@ -48,10 +26,10 @@ pub struct RegistryHandle {
     storage: StorageHandle,
     router: RouterHandle,
     topics: TopicSettings,
-    directory: actor::Directory,
+    mailbox_writers: Directory<MailboxKind>,
+    topic_writers: Directory<TopicKind>,
     delivery: DeliverySettings,
-    /// `limits.mailbox_max_len`: batch capacity checks, and fan-out appends that bypass the
-    /// mailbox actors.
+    /// `limits.mailbox_max_len`: what a mailbox without its own `max_len` may hold.
     default_max_len: u64,
 }
 
@@ -60,17 +38,19 @@ impl RegistryHandle {
     pub fn start(storage: StorageHandle, settings: RegistrySettings) -> Self {
         let router = RouterHandle::start(storage.clone());
         let topics = settings.topics.clone();
-        let directory = actor::Directory::default();
+        let (mailbox_writers, topic_writers) = (Directory::default(), Directory::default());
         let delivery = settings.delivery.clone();
         let default_max_len = settings.default_max_len;
-        let (s, r, d) = (storage.clone(), router.clone(), directory.clone());
-        let addr = Supervisor::start(move |_| Registry::new(s, r, settings, d));
+        let (s, r) = (storage.clone(), router.clone());
+        let (m, t) = (mailbox_writers.clone(), topic_writers.clone());
+        let addr = Supervisor::start(move |_| Registry::new(s, r, settings, m, t));
         Self {
             addr,
             storage,
             router,
             topics,
-            directory,
+            mailbox_writers,
+            topic_writers,
             delivery,
             default_max_len,
         }
@@ -109,18 +89,33 @@ impl RegistryHandle {
         TopicHandle::new(name.to_owned(), self.clone())
     }
 
-    pub(crate) async fn topic_actor(&self, name: &str) -> Result<Addr<TopicActor>, Error> {
-        Ok(self
-            .addr
-            .send(messages::GetTopic {
-                name: name.to_owned(),
-            })
-            .await?)
+    /// `limits.mailbox_max_len`.
+    pub fn default_max_len(&self) -> u64 {
+        self.default_max_len
     }
 
-    pub(crate) async fn mailbox_actor(&self, name: &str) -> Result<Addr<MailboxActor>, Error> {
-        let known = self
-            .directory
+    pub(crate) async fn mailbox_writer(
+        &self,
+        name: &str,
+    ) -> Result<Addr<StreamWriter<MailboxKind>>, Error> {
+        self.writer(&self.mailbox_writers, name).await
+    }
+
+    pub(crate) async fn topic_writer(
+        &self,
+        name: &str,
+    ) -> Result<Addr<StreamWriter<TopicKind>>, Error> {
+        self.writer(&self.topic_writers, name).await
+    }
+
+    /// The live writer of a stream: from the shared directory when it is there (no registry
+    /// hop), else started by the registry.
+    async fn writer<K: Registered>(
+        &self,
+        directory: &Directory<K>,
+        name: &str,
+    ) -> Result<Addr<StreamWriter<K>>, Error> {
+        let known = directory
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
@@ -130,17 +125,11 @@ impl RegistryHandle {
         }
         Ok(self
             .addr
-            .send(messages::GetMailbox {
+            .send(messages::GetWriter {
                 name: name.to_owned(),
+                kind: PhantomData,
             })
             .await?)
-    }
-
-    /// Tells the live mailbox actors of this node about records a fan-out stored directly.
-    pub(crate) fn notify_stored(&self, items: Vec<(String, u64, NewRecord)>) {
-        if !items.is_empty() {
-            self.addr.do_send(messages::NotifyStored { items });
-        }
     }
 
     /// Records a new WebSocket session (counted in stats, closed at shutdown).
@@ -169,41 +158,5 @@ impl RegistryHandle {
 
     pub async fn actor_counts(&self) -> Result<ActorCounts, Error> {
         Ok(self.addr.send(messages::CountActors).await?)
-    }
-
-    /// Stores a message sent by `from`. The request must already be validated (giving `to`)
-    /// and permitted. `idempotency_key` makes a retried send answer the first receipt.
-    pub async fn send(
-        &self,
-        from: &str,
-        req: SendRequest,
-        to: &Address,
-        idempotency_key: Option<&str>,
-    ) -> Result<SendReceipt, Error> {
-        let name = match to {
-            Address::Mailbox(name) => name,
-            Address::Topic(topic) => return self.publish(from, req, topic, idempotency_key).await,
-            Address::Broadcast => return self.broadcast(from, req, idempotency_key).await,
-        };
-        let mut env = req.into_envelope(from, model::new_id(), Utc::now());
-        env.mailbox = Some(name.clone());
-        let record = NewRecord::of(&env, idempotency_key.map(|k| format!("{from}:{k}")))?;
-        let outcome = self.mailbox(name).deliver(vec![record]).await?;
-        let (id, seq) = match outcome.results.first() {
-            Some(Appended::Stored { seq }) => (env.id.clone(), *seq),
-            Some(Appended::Duplicate { id, seq }) => (id.clone(), *seq),
-            None => return Err(Error::Internal("append answered no result".into())),
-        };
-        if id == env.id {
-            metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
-        }
-        tracing::debug!(message_id = %id, correlation_id = ?env.correlation_id, mailbox = %name, seq, "stored");
-        Ok(SendReceipt {
-            id,
-            status: "stored",
-            recipients: 1,
-            seq: Some(seq.to_string()),
-            failed: 0,
-        })
     }
 }

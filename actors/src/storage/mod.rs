@@ -363,6 +363,7 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::model::SendRequest;
+    use chrono::Utc;
 
     fn env(payload: serde_json::Value) -> Envelope {
         let req = SendRequest {

@@ -1,31 +1,13 @@
-//! Messages the topic actor and the live router understand.
+//! Messages the node's router understands (the topic writer understands the ones every stream
+//! writer does, [`crate::stream::messages`]).
 
 use std::sync::Arc;
 
 use actix::{Message, Recipient};
-use tokio::sync::watch;
 
 use crate::error::Error;
 use crate::mailbox::messages::{Pushed, SubscriberKey};
 use crate::model::Subscription;
-use crate::storage::{AppendOutcome, NewRecord, StorageError};
-
-/// Store records in this topic's history, in order, atomically (all or none).
-#[derive(Message)]
-#[rtype(result = "Result<AppendOutcome, StorageError>")]
-pub struct Publish {
-    pub records: Vec<NewRecord>,
-}
-
-/// A receiver that changes whenever this node stores something in the topic (long-poll wake).
-#[derive(Message)]
-#[rtype(result = "watch::Receiver<u64>")]
-pub struct WatchTopic;
-
-/// Sent by the registry when the actor has been idle: finish what is queued, then stop.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RetireTopic;
 
 /// Push every message published from now on to a topic matching `pattern` to `recipient`.
 #[derive(Message)]

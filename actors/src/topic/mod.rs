@@ -1,25 +1,26 @@
 //! Topics: one actor per active topic (orders writes into its history), the node's router (live
 //! pattern subscriptions and durable subscriptions), the pattern trie, and the handle callers use.
 
-pub mod actor;
 pub mod messages;
 pub mod router;
 pub mod trie;
+pub mod writer;
 
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
-pub use actor::{TopicActor, TopicLiveness};
 pub use router::RouterHandle;
 pub use trie::PatternTrie;
+pub use writer::{TopicKind, TopicWriter};
 
 use crate::error::Error;
 use crate::mailbox::{query, BrowseQuery, Page};
 use crate::model::{TopicConfig, TopicStats};
 use crate::registry::RegistryHandle;
 use crate::storage::{AppendOutcome, NewRecord, StorageHandle, Stream};
+use crate::stream::{self, Append, Watch};
 
 /// Topic behaviour from config `[topics]`.
 #[derive(Debug, Clone)]
@@ -68,31 +69,14 @@ impl TopicHandle {
     /// Stores records in the topic's history, atomically, in order; matching live
     /// subscriptions get them pushed. Answers once storage has them.
     pub async fn publish(&self, records: Vec<NewRecord>) -> Result<AppendOutcome, Error> {
-        // An actor retired by the idle sweep between lookup and send answers `Closed`:
-        // look it up again (a fresh one is started) and retry once.
-        for _ in 0..2 {
-            let addr = self.registry.topic_actor(&self.name).await?;
-            match addr
-                .send(messages::Publish {
-                    records: records.clone(),
-                })
-                .await
-            {
-                Ok(r) => return Ok(r?),
-                Err(actix::MailboxError::Closed) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Unavailable(format!(
-            "topic `{}` actor keeps stopping",
-            self.name
-        )))
+        let lookup = || self.registry.topic_writer(&self.name);
+        Ok(stream::ask_writer(&self.name, lookup, Append { records }).await??)
     }
 
     /// A receiver that changes when this node stores a message in the topic.
     pub async fn watch(&self) -> Result<watch::Receiver<u64>, Error> {
-        let addr = self.registry.topic_actor(&self.name).await?;
-        Ok(addr.send(messages::WatchTopic).await?)
+        let lookup = || self.registry.topic_writer(&self.name);
+        stream::ask_writer(&self.name, lookup, Watch).await
     }
 
     /// The history, with the mailbox browse query (`unread` is refused: topics have no read
@@ -103,24 +87,8 @@ impl TopicHandle {
 
     /// Browses, and if nothing matches waits up to `wait` for a matching message to arrive.
     pub async fn browse_wait(&self, q: &BrowseQuery, wait: Duration) -> Result<Page, Error> {
-        if wait.is_zero() {
-            return self.browse(q).await;
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribe before the first look, so a message stored in between still wakes us.
-        let mut rx = self.watch().await?;
-        loop {
-            let page = self.browse(q).await?;
-            if !page.messages.is_empty() {
-                return Ok(page);
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Err(_) => return Ok(page),
-                Ok(Ok(())) => {}
-                // The actor retired: watch the new one.
-                Ok(Err(_)) => rx = self.watch().await?,
-            }
-        }
+        let look = || self.browse(q);
+        stream::look_or_wait(wait, None, || self.watch(), look).await
     }
 
     /// Counts and the effective settings (defaults filled in); `None` if the topic does not

@@ -52,24 +52,9 @@ impl MailboxHandle {
 
     /// Receives, and if nothing is receivable waits up to `wait` for something to be.
     pub async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Envelope>, Error> {
-        if wait.is_zero() {
-            return self.receive_now(max).await;
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        // Subscribe before the first look, so a message stored in between still wakes us.
-        let mut rx = self.watch().await?;
-        loop {
-            let got = self.receive_now(max).await?;
-            let now = tokio::time::Instant::now();
-            if !got.is_empty() || now >= deadline {
-                return Ok(got);
-            }
-            match tokio::time::timeout_at(deadline.min(now + RECHECK), rx.changed()).await {
-                Err(_) | Ok(Ok(())) => {}
-                // The actor retired: watch the new one.
-                Ok(Err(_)) => rx = self.watch().await?,
-            }
-        }
+        let look = || self.receive_now(max);
+        let watch = || self.watch();
+        crate::stream::look_or_wait(wait, Some(RECHECK), watch, look).await
     }
 
     /// Settles a delivery of message `id`; answers the attempt that was acked.

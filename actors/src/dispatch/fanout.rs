@@ -1,25 +1,23 @@
 //! The fan-out paths of a send: a topic publish (the history, then one copy per mailbox holding
 //! a matching durable subscription) and a broadcast (one copy per known agent).
 //!
-//! Copies are appended [`FANOUT_CHUNK`] mailboxes per storage round trip (each mailbox's append
-//! atomic on its own, through the same script as a direct message), [`FANOUT_IN_FLIGHT`] round
-//! trips at a time; the mailbox actors alive on this node are then told, so their live
-//! subscribers get the copies pushed and their long-polls wake. Each copy then behaves like a
-//! direct message (read state, delivery state: receive, acks, redelivery, dead letters). A copy keeps the message's id; its `mailbox` names the
-//! mailbox it is in and its `to` still says where it was sent.
+//! Each copy goes through its mailbox's writer, like a direct message ([`FANOUT_IN_FLIGHT`]
+//! mailboxes at a time): the writer orders it with the mailbox's other writes, group-commits it,
+//! pushes it to the mailbox's live subscribers and wakes its long-polls. Each copy then behaves
+//! like a direct message (read state, delivery state: receive, acks, redelivery, dead letters).
+//! A copy keeps the message's id; its `mailbox` names the mailbox it is in and its `to` still
+//! says where it was sent.
 
 use chrono::Utc;
 use futures_util::StreamExt;
 
-use super::{RegistryHandle, SendReceipt};
+use super::{Dispatcher, SendReceipt};
 use crate::error::Error;
 use crate::model::{self, Envelope, SendRequest};
 use crate::storage::{Appended, NewRecord, Stream};
 
-/// Mailboxes appended to per storage round trip during a fan-out.
-pub const FANOUT_CHUNK: usize = 256;
-/// Fan-out round trips in flight at once.
-pub const FANOUT_IN_FLIGHT: usize = 4;
+/// Mailbox copies of one fan-out in flight at once.
+pub const FANOUT_IN_FLIGHT: usize = 1024;
 
 /// What a fan-out stored.
 #[derive(Debug, Default)]
@@ -40,83 +38,44 @@ impl Copies {
     }
 }
 
-/// The copies of `env` for `names`, encoded: (mailbox, record).
-fn copies_for(
-    env: &Envelope,
-    names: &[String],
-    idempotency: &Option<String>,
-    out: &mut Copies,
-) -> Vec<(String, NewRecord)> {
-    let mut records = Vec::with_capacity(names.len());
-    for name in names {
-        let mut copy = env.clone();
-        copy.mailbox = Some(name.clone());
-        copy.topic = None;
-        // The same record (with its delivery state: priority, ack, expiry) as a direct send.
-        match NewRecord::of(&copy, idempotency.clone()) {
-            Ok(record) => records.push((name.clone(), record)),
-            Err(e) => out.fail(e.into()),
-        }
-    }
-    records
-}
-
 /// Stores one copy of `env` in each of `mailboxes`. `idempotency` (scoped per mailbox by the
 /// storage) makes a repeated fan-out of the same message store nothing twice.
 async fn copy_to_mailboxes(
-    registry: &RegistryHandle,
+    d: &Dispatcher,
     env: &Envelope,
     mailboxes: Vec<String>,
     idempotency: Option<String>,
     route: &'static str,
 ) -> Copies {
     let mut copies = Copies::default();
-    let chunks: Vec<Vec<(String, NewRecord)>> = mailboxes
-        .chunks(FANOUT_CHUNK)
-        .map(|names| copies_for(env, names, &idempotency, &mut copies))
-        .collect();
-    let jobs = chunks.into_iter().map(|records| async move {
-        let items = records
-            .iter()
-            .map(|(name, r)| (name.clone(), vec![r.clone()]))
-            .collect();
-        let results = registry
-            .storage()
-            .append_many(items, registry.default_max_len)
-            .await;
-        (records, results)
-    });
+    let mut jobs = Vec::with_capacity(mailboxes.len());
+    for name in mailboxes {
+        let mut copy = env.clone();
+        copy.mailbox = Some(name.clone());
+        copy.topic = None;
+        // The same record (with its delivery state: priority, ack, expiry) as a direct send.
+        match NewRecord::of(&copy, idempotency.clone()) {
+            Ok(record) => jobs.push(async move {
+                let r = d.registry.mailbox(&name).deliver(vec![record]).await;
+                (name, r)
+            }),
+            Err(e) => copies.fail(e.into()),
+        }
+    }
     let mut done = futures_util::stream::iter(jobs).buffer_unordered(FANOUT_IN_FLIGHT);
-    while let Some((records, results)) = done.next().await {
-        let results = match results {
-            Ok(r) => r,
-            Err(e) => {
-                let e = Error::from(e);
-                for _ in 0..records.len() {
-                    copies.fail(Error::Unavailable(e.to_string()));
-                }
-                continue;
+    while let Some((name, r)) = done.next().await {
+        match r.map(|o| o.results.into_iter().next()) {
+            Ok(Some(Appended::Stored { .. })) => copies.stored += 1,
+            Ok(Some(Appended::Duplicate { id, .. })) => {
+                copies.stored += 1;
+                copies.duplicate_of.get_or_insert(id);
             }
-        };
-        let mut live = Vec::new();
-        for ((name, record), r) in records.into_iter().zip(results) {
-            match r.map(|o| o.results.into_iter().next()) {
-                Ok(Some(Appended::Stored { seq })) => {
-                    copies.stored += 1;
-                    live.push((name, seq, record));
-                }
-                Ok(Some(Appended::Duplicate { id, .. })) => {
-                    copies.stored += 1;
-                    copies.duplicate_of.get_or_insert(id);
-                }
-                Ok(None) => copies.fail(Error::Internal("append answered no result".into())),
-                Err(e) => {
-                    tracing::debug!(mailbox = %name, error = %e, "fan-out copy failed");
-                    copies.fail(e.into());
-                }
+            Ok(None) => copies.fail(Error::Internal("append answered no result".into())),
+            Err(e) => {
+                tracing::debug!(mailbox = %name, error = %e, "fan-out copy failed");
+                copies.fail(e);
             }
         }
-        registry.notify_stored(live);
     }
     if copies.failed > 0 {
         metrics::counter!("mailbox_fanout_failures_total", "route" => route)
@@ -133,7 +92,7 @@ async fn copy_to_mailboxes(
     copies
 }
 
-impl RegistryHandle {
+impl Dispatcher {
     /// Publishes to `topic`: stored in its history (live subscriptions get it pushed), then
     /// copied into every mailbox with a matching durable subscription, once per mailbox.
     /// `recipients` = mailbox copies + 1 for the history.
@@ -151,8 +110,8 @@ impl RegistryHandle {
         let record = NewRecord::of(&env, key.clone())?;
         // Who gets a copy is settled first: if that cannot be known (storage down before the
         // subscriptions were ever loaded), nothing is stored and the send can be retried.
-        let targets = self.router().durable_targets(topic).await?;
-        let outcome = self.topic(topic).publish(vec![record]).await?;
+        let targets = self.registry.router().durable_targets(topic).await?;
+        let outcome = self.registry.topic(topic).publish(vec![record]).await?;
         let (env, seq) = match outcome.results.first() {
             Some(Appended::Stored { seq }) => {
                 metrics::counter!("mailbox_messages_accepted_total", "route" => "topic")
@@ -163,6 +122,7 @@ impl RegistryHandle {
             // copies are idempotent per mailbox, so a copy that was made is not made twice).
             Some(Appended::Duplicate { id, seq }) => {
                 let stored = self
+                    .registry
                     .storage()
                     .range(
                         &Stream::Topic(topic.to_owned()),
@@ -207,7 +167,7 @@ impl RegistryHandle {
         idempotency_key: Option<&str>,
     ) -> Result<SendReceipt, Error> {
         let env = req.into_envelope(from, model::new_id(), Utc::now());
-        let agents = self.storage().known_agents().await?;
+        let agents = self.registry.storage().known_agents().await?;
         let key = idempotency_key.map(|k| format!("{from}:{k}"));
         let copies = copy_to_mailboxes(self, &env, agents, key, "broadcast").await;
         if copies.stored == 0 {

@@ -13,7 +13,7 @@
 
 use chrono::Utc;
 
-use super::{RegistryHandle, SendReceipt};
+use super::{Dispatcher, SendReceipt};
 use crate::error::Error;
 use crate::model::{self, Address, Overflow, SendRequest};
 use crate::storage::{Appended, NewRecord};
@@ -45,7 +45,7 @@ struct Group {
     items: Vec<(usize, NewRecord)>,
 }
 
-impl RegistryHandle {
+impl Dispatcher {
     /// Stores every item or none; answers one receipt per item, in order.
     pub async fn send_batch(
         &self,
@@ -82,7 +82,7 @@ impl RegistryHandle {
         for g in &groups {
             let first = g.items.first().map_or(0, |(i, _)| *i);
             let records: Vec<NewRecord> = g.items.iter().map(|(_, r)| r.clone()).collect();
-            let outcome = match self.mailbox(&g.mailbox).deliver(records).await {
+            let outcome = match self.registry.mailbox(&g.mailbox).deliver(records).await {
                 Ok(o) => o,
                 Err(e) => {
                     self.roll_back(stored).await;
@@ -118,10 +118,11 @@ impl RegistryHandle {
 
     /// Checks that each mailbox that refuses overflow has room for its items.
     async fn reserve(&self, groups: &[Group]) -> Result<(), BatchError> {
-        let default_max = self.default_max_len;
+        let default_max = self.registry.default_max_len();
         for g in groups {
             let first = g.items.first().map_or(0, |(i, _)| *i);
             let s = self
+                .registry
                 .storage()
                 .stats(&g.mailbox, "")
                 .await
@@ -143,7 +144,7 @@ impl RegistryHandle {
             if records.is_empty() {
                 continue;
             }
-            if let Err(e) = self.storage().retract(&mailbox, records).await {
+            if let Err(e) = self.registry.storage().retract(&mailbox, records).await {
                 tracing::error!(mailbox = %mailbox, error = %e, "could not retract part of a failed batch; it stays stored");
             }
         }

@@ -1,0 +1,186 @@
+//! The mailbox configuration of the stream writer: appends carry delivery state, and each
+//! stored record is pushed to the mailbox's live subscribers on this node and announced to the
+//! other nodes (whose writers push it to their own sessions).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::messages::{AddSubscriber, Pushed, RemoteAppend, RemoveSubscriber, SubscriberKey, Wake};
+use crate::storage::events::EventBus;
+use crate::storage::{decode, AppendOutcome, NewRecord, StorageError, StorageHandle, Stream};
+use crate::stream::{Appender, CommitLanes, StreamKind, StreamWriter};
+
+/// The writer of one mailbox.
+pub type MailboxWriter = StreamWriter<MailboxKind>;
+
+/// How many messages one remote announcement may fetch for pushing; older ones are left to the
+/// sessions' own catch-up from storage.
+const REMOTE_FETCH: u64 = 256;
+
+pub struct MailboxKind {
+    /// Carries group commits to storage, pipelined with other mailboxes' (see
+    /// [`CommitLanes`]).
+    lanes: CommitLanes,
+    subscribers: HashMap<SubscriberKey, Recipient<Pushed>>,
+    stream: Arc<str>,
+    /// Announces this node's writes to the other nodes (Redis engine only).
+    bus: Option<EventBus>,
+    /// The highest seq pushed to subscribers so far.
+    pushed_upto: u64,
+}
+
+impl MailboxKind {
+    pub fn new(name: &str, lanes: CommitLanes, bus: Option<EventBus>) -> Self {
+        Self {
+            lanes,
+            subscribers: HashMap::new(),
+            stream: Arc::from(name),
+            bus,
+            pushed_upto: 0,
+        }
+    }
+
+    /// Pushes one stored record to every live subscriber, serialized once.
+    fn push(&mut self, seq: u64, record: &[u8]) {
+        self.pushed_upto = self.pushed_upto.max(seq);
+        if self.subscribers.is_empty() {
+            return;
+        }
+        let env = match decode(record, seq) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(mailbox = %self.stream, seq, error = %e, "cannot decode a record just stored");
+                return;
+            }
+        };
+        let json: Arc<str> = match serde_json::to_string(&env) {
+            Ok(j) => Arc::from(j),
+            Err(e) => {
+                tracing::error!(mailbox = %self.stream, seq, error = %e, "cannot serialize an envelope");
+                return;
+            }
+        };
+        let created_at_ms = env.created_at.timestamp_millis();
+        let stream = self.stream.clone();
+        self.subscribers.retain(|key, r| {
+            if !r.connected() {
+                return false;
+            }
+            r.do_send(Pushed {
+                subscription: key.subscription.clone(),
+                stream: stream.clone(),
+                seq,
+                json: json.clone(),
+                created_at_ms,
+                require_ack: env.require_ack,
+            });
+            true
+        });
+    }
+}
+
+/// One mailbox append, through the commit lanes: the append script also records the mailbox's
+/// creation and its agent as known (a broadcast target).
+pub struct MailboxAppender(CommitLanes);
+
+impl Appender for MailboxAppender {
+    async fn append(
+        &self,
+        _: &StorageHandle,
+        name: &str,
+        records: Vec<NewRecord>,
+        _known: bool,
+    ) -> Result<AppendOutcome, StorageError> {
+        self.0.append(name, records).await
+    }
+}
+
+impl StreamKind for MailboxKind {
+    const KIND: &'static str = "mailbox";
+    type Appender = MailboxAppender;
+
+    fn appender(&self) -> MailboxAppender {
+        MailboxAppender(self.lanes.clone())
+    }
+
+    fn stored(&mut self, _name: &str, seq: u64, record: &NewRecord) {
+        self.push(seq, &record.record);
+    }
+
+    fn committed(&mut self, name: &str, last: u64) {
+        if let Some(bus) = self.bus.clone() {
+            let name = name.to_owned();
+            actix::spawn(async move { bus.announce(&name, last).await });
+        }
+    }
+
+    fn listeners(&self) -> usize {
+        self.subscribers.len()
+    }
+}
+
+impl Handler<AddSubscriber> for MailboxWriter {
+    type Result = u64;
+
+    fn handle(&mut self, msg: AddSubscriber, _: &mut Context<Self>) -> u64 {
+        self.kind.subscribers.insert(msg.key, msg.recipient);
+        self.update_busy();
+        self.liveness().last_seq()
+    }
+}
+
+impl Handler<RemoveSubscriber> for MailboxWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveSubscriber, _: &mut Context<Self>) {
+        self.kind.subscribers.remove(&msg.key);
+        self.update_busy();
+    }
+}
+
+impl Handler<RemoteAppend> for MailboxWriter {
+    type Result = ();
+
+    /// Another node stored messages here up to `seq`: wake long-polls, push to subscribers.
+    fn handle(&mut self, msg: RemoteAppend, ctx: &mut Context<Self>) {
+        self.liveness().advance(msg.seq);
+        let kind = &mut self.kind;
+        if kind.subscribers.is_empty() || msg.seq <= kind.pushed_upto {
+            kind.pushed_upto = kind.pushed_upto.max(msg.seq);
+            return;
+        }
+        let after = kind.pushed_upto.max(msg.seq.saturating_sub(REMOTE_FETCH));
+        let (storage, name) = (self.storage().clone(), self.name().to_owned());
+        let fut = async move {
+            storage
+                .range(
+                    &Stream::Mailbox(name),
+                    after,
+                    Some(msg.seq + 1),
+                    REMOTE_FETCH as usize,
+                )
+                .await
+        };
+        ctx.spawn(fut.into_actor(self).map(|r, act, _| match r {
+            Ok(records) => {
+                for rec in records {
+                    if rec.seq > act.kind.pushed_upto {
+                        act.kind.push(rec.seq, &rec.record);
+                    }
+                }
+                act.update_busy();
+            }
+            Err(e) => tracing::debug!(mailbox = %act.name(), error = %e, "cannot fetch remote messages to push"),
+        }));
+    }
+}
+
+impl Handler<Wake> for MailboxWriter {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        self.liveness().wake();
+    }
+}
