@@ -66,6 +66,39 @@ fn python_with_sdk(sdk: &str) -> PathBuf {
     python
 }
 
+/// The TypeScript SDK pinned for its check.
+const TS_SDK: &str = "1.32.2";
+
+/// A directory holding `@modelcontextprotocol/sdk@{TS_SDK}`, installed with npm on first use.
+fn ts_sdk_dir() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-ts-sdk-{TS_SDK}"));
+    let marker = dir.join(".installed");
+    if marker.exists() {
+        return dir;
+    }
+    std::fs::create_dir_all(&dir).expect("create the TypeScript SDK dir");
+    std::fs::write(
+        dir.join("package.json"),
+        r#"{"name":"mcp-ts-check","private":true}"#,
+    )
+    .expect("write package.json");
+    let out = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+        .arg(&dir)
+        .arg(format!("@modelcontextprotocol/sdk@{TS_SDK}"))
+        .output()
+        .expect("npm (make test installs nodejs and npm)");
+    assert!(
+        out.status.success(),
+        "npm install @modelcontextprotocol/sdk@{TS_SDK} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&marker, TS_SDK).expect("write the SDK marker");
+    dir
+}
+
 /// Tokens for every agent the scripts use.
 fn tokens(b: &Broker) -> Value {
     let mut t = serde_json::Map::new();
@@ -358,5 +391,31 @@ async fn transport_rules_of_both_generations() {
     assert_eq!(
         (s, json_of(&body)["error"]["code"].clone()),
         (200, json!(-32601))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_connects_waits_acks_and_survives_an_error() {
+    let dir = ts_sdk_dir();
+    let b = Broker::start(EngineKind::Memory);
+    let args = json!({ "url": b.url("/mcp"), "tokens": tokens(&b) });
+    let out = tokio::time::timeout(
+        SCRIPT_LIMIT,
+        tokio::process::Command::new("node")
+            .arg("ts_client.cjs")
+            .arg(args.to_string())
+            .env("MCP_TS_SDK_DIR", &dir)
+            .current_dir(scripts())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ts_client.cjs in time")
+    .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(r#"{"ok":true}"#),
+        "ts_client.cjs failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -21,8 +21,9 @@ pub fn ok(text: String, structured: Value) -> Value {
     })
 }
 
-/// A refused or failed call: a tool result with `isError`, the SPEC section 7 code first in the
-/// text (so the model can correct itself) and the REST error body as structured content.
+/// A refused or failed call: a tool result with `isError` and the SPEC section 7 code first in
+/// the text, so the model can correct itself. No `structuredContent`: some clients (the
+/// TypeScript SDK) check it against the tool's output schema even on errors.
 pub fn error(tool: &str, e: &ApiError) -> Value {
     match e {
         ApiError::Engine(mailbox_actors::Error::Internal(cause)) => {
@@ -34,12 +35,12 @@ pub fn error(tool: &str, e: &ApiError) -> Value {
         _ => tracing::debug!(tool, code = e.code(), error = %e, "MCP tool refused"),
     }
     let mut text = format!("Error {}: {}", e.code(), e.client_message());
-    if let Some(field) = e.details().get("field").and_then(Value::as_str) {
-        text.push_str(&format!(" (field `{field}`)"));
+    let details = e.details();
+    if details.as_object().is_some_and(|d| !d.is_empty()) {
+        text.push_str(&format!(" (details: {details})"));
     }
     json!({
         "content": [{ "type": "text", "text": text }],
-        "structuredContent": e.body(),
         "isError": true,
     })
 }
@@ -172,6 +173,9 @@ mod tests {
         assert_eq!(r["isError"], true);
         let text = r["content"][0]["text"].as_str().unwrap_or_default();
         assert!(text.starts_with("Error not_found:"), "{text}");
-        assert_eq!(r["structuredContent"]["error"]["code"], "not_found");
+        assert!(r.get("structuredContent").is_none());
+        let r = error("send_message", &ApiError::validation("to", "bad"));
+        let text = r["content"][0]["text"].as_str().unwrap_or_default();
+        assert!(text.ends_with(r#"(details: {"field":"to"})"#), "{text}");
     }
 }
