@@ -108,38 +108,53 @@ fn tokens(b: &Broker) -> Value {
     Value::Object(t)
 }
 
-/// Runs `script` with SDK `sdk` in `mode`; fails the test with its output unless it exits 0.
-/// Answers the JSON lines it printed.
-async fn run_script(b: &Broker, sdk: &str, script: &str, mode: &str) -> Vec<Value> {
-    let python = python_with_sdk(sdk);
-    let args =
-        json!({ "url": b.url("/mcp"), "base": b.url(""), "mode": mode, "tokens": tokens(b) });
-    let child = tokio::process::Command::new(python)
-        .arg(script)
+/// Runs `program script args` in `tests/mcp` within [`SCRIPT_LIMIT`]; fails the test with its
+/// output unless it exits 0 and prints `{"ok": true}`. Answers the JSON lines it printed.
+async fn run(program: &Path, script: &str, args: &Value, env: &[(&str, &Path)]) -> Vec<Value> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg(script)
         .arg(args.to_string())
         .current_dir(scripts())
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(SCRIPT_LIMIT, child)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(SCRIPT_LIMIT, cmd.output())
         .await
-        .unwrap_or_else(|_| panic!("{script} ({sdk}, {mode}) ran over {SCRIPT_LIMIT:?}"))
-        .expect("run python");
+        .unwrap_or_else(|_| panic!("{script} {args} ran over {SCRIPT_LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{script} ({sdk}, {mode}) failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let lines: Vec<Value> = stdout
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     assert!(
-        lines.iter().any(|l| l["ok"] == true),
-        "{script} did not finish: {stdout}"
+        out.status.success() && lines.iter().any(|l| l["ok"] == true),
+        "{script} ({}) failed:\n{stdout}\n{}",
+        args["mode"],
+        String::from_utf8_lossy(&out.stderr)
     );
     lines
+}
+
+/// Runs a Python `script` with SDK `sdk` in `mode` against `b`.
+async fn run_script(b: &Broker, sdk: &str, script: &str, mode: &str) -> Vec<Value> {
+    let args =
+        json!({ "url": b.url("/mcp"), "base": b.url(""), "mode": mode, "tokens": tokens(b) });
+    run(&python_with_sdk(sdk), script, &args, &[]).await
+}
+
+/// The tour in both handshake-era versions, each on a fresh broker.
+async fn tour_the_handshake_era(sdk: &str, engine: EngineKind) {
+    for (mode, version) in [
+        ("legacy", "2025-11-25"),
+        ("legacy-2025-06-18", "2025-06-18"),
+    ] {
+        let b = Broker::start(engine);
+        let out = run_script(&b, sdk, "tour.py", mode).await;
+        assert_eq!(field(&out, "protocol"), version, "{sdk} {mode}");
+    }
 }
 
 fn field<'a>(lines: &'a [Value], key: &str) -> &'a Value {
@@ -159,26 +174,12 @@ async fn sdk2_default_mode_speaks_the_stateless_era_and_every_tool_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk2_pinned_to_the_handshake_era_works_at_both_versions() {
-    for (mode, version) in [
-        ("legacy", "2025-11-25"),
-        ("legacy-2025-06-18", "2025-06-18"),
-    ] {
-        let b = Broker::start(EngineKind::Redis);
-        let out = run_script(&b, SDK2, "tour.py", mode).await;
-        assert_eq!(field(&out, "protocol"), version, "{mode}");
-    }
+    tour_the_handshake_era(SDK2, EngineKind::Redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk1_works_at_both_handshake_versions() {
-    for (mode, version) in [
-        ("legacy", "2025-11-25"),
-        ("legacy-2025-06-18", "2025-06-18"),
-    ] {
-        let b = Broker::start(EngineKind::Memory);
-        let out = run_script(&b, SDK1, "tour.py", mode).await;
-        assert_eq!(field(&out, "protocol"), version, "{mode}");
-    }
+    tour_the_handshake_era(SDK1, EngineKind::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,32 +215,9 @@ async fn no_token_is_http_401_and_the_sdk_cannot_connect() {
     assert_eq!(r.status().as_u16(), 401);
     let (_, body) = common::status_json(r).await;
     assert_eq!(body["error"]["code"], "unauthenticated");
-    let out = run_no_token(&b).await;
-    assert_eq!(out, json!(true));
-}
-
-async fn run_no_token(b: &Broker) -> Value {
-    let python = python_with_sdk(SDK2);
     let args = json!({ "url": b.url("/mcp"), "mode": "auto", "tokens": {} });
-    let out = tokio::time::timeout(
-        SCRIPT_LIMIT,
-        tokio::process::Command::new(python)
-            .arg("no_token.py")
-            .arg(args.to_string())
-            .current_dir(scripts())
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("no_token.py in time")
-    .expect("run python");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line: Value = stdout
-        .lines()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no_token.py printed nothing: {stdout}"));
-    line["refused"].clone()
+    let out = run(&python_with_sdk(SDK2), "no_token.py", &args, &[]).await;
+    assert_eq!(field(&out, "refused"), true);
 }
 
 /// One raw POST to /mcp: (status, content type, body text).
@@ -398,24 +376,12 @@ async fn transport_rules_of_both_generations() {
 async fn the_typescript_sdk_connects_waits_acks_and_survives_an_error() {
     let dir = ts_sdk_dir();
     let b = Broker::start(EngineKind::Memory);
-    let args = json!({ "url": b.url("/mcp"), "tokens": tokens(&b) });
-    let out = tokio::time::timeout(
-        SCRIPT_LIMIT,
-        tokio::process::Command::new("node")
-            .arg("ts_client.cjs")
-            .arg(args.to_string())
-            .env("MCP_TS_SDK_DIR", &dir)
-            .current_dir(scripts())
-            .kill_on_drop(true)
-            .output(),
+    let args = json!({ "url": b.url("/mcp"), "mode": "handshake", "tokens": tokens(&b) });
+    run(
+        Path::new("node"),
+        "ts_client.cjs",
+        &args,
+        &[("MCP_TS_SDK_DIR", dir.as_path())],
     )
-    .await
-    .expect("ts_client.cjs in time")
-    .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(r#"{"ok":true}"#),
-        "ts_client.cjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    .await;
 }
