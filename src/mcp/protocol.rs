@@ -386,7 +386,7 @@ mod tests {
             Some(INVALID_PARAMS)
         );
         let unsupported = classify(&headers(Some("2099-01-01"), None, None), "x", &p);
-        let e = unsupported.err().expect("refused");
+        let e = unsupported.expect_err("refused");
         assert_eq!(e.code, UNSUPPORTED_VERSION);
         assert_eq!(
             e.data.as_ref().map(|d| d["requested"].clone()),
