@@ -186,20 +186,5 @@ impl FromRequest for Agent {
     }
 }
 
-impl Agent {
-    /// Fails with `permission_denied` unless policy allows `act` on `obj`.
-    pub fn require(&self, state: &AppState, obj: &str, act: &str) -> Result<(), ApiError> {
-        if state.permissions.check(&self.id, &self.roles, obj, act) {
-            return Ok(());
-        }
-        metrics::counter!("mailbox_permission_denied_total").increment(1);
-        tracing::info!(target: "audit", kind = "permission_denied", agent = %self.id, obj, act, "permission denied");
-        Err(ApiError::PermissionDenied(format!(
-            "`{}` may not {act} `{obj}`",
-            self.id
-        )))
-    }
-}
-
 /// Shared so the HTTP state and the CLI build it the same way.
 pub type SharedAuthority = Arc<TokenAuthority>;

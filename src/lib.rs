@@ -1,5 +1,23 @@
-//! `mailbox`: the faces of the Inter-LLM Mailbox — HTTP, CLI, config, telemetry and the Rust
-//! client library. The engine (actors, storage, permissions) is the `mailbox-actors` crate.
+//! `mailbox`: the faces of the Inter-LLM Mailbox — HTTP, WebSocket, CLI — over one operations
+//! layer, plus config, telemetry and the Rust client library. The engine (actors, storage,
+//! permissions) is the `mailbox-actors` crate.
+//!
+//! ```text
+//!  http/ (REST)   ws/ (WebSocket sessions)   MCP   cli/ → client/ (REST, WebSocket)
+//!        │               │                    │
+//!        └─ parse ───────┴── parse ───────────┘        render: JSON body, ok frame, tool result
+//!                        ▼                              errors: error.rs (status, frame, code)
+//!  ops/  validate (SPEC 2/3 → validation_failed + details.field), Casbin, rate limit;
+//!        typed arguments in, `Serialize` results out (the REST bodies)
+//!                        ▼
+//!  mailbox-actors: RegistryHandle (mailboxes, topics, router, sessions), DeadLetterHandle,
+//!                  PermissionHandle → stream writers → storage actor → Redis | memory
+//! ```
+//!
+//! A face never imports another face, and never reaches storage: what faces need from the
+//! engine beyond ops (live pushes, session bookkeeping, shutdown) goes through the engine's
+//! handles ([`ops::Ops::registry`]). [`server::run`] starts it all on a listener and serves until
+//! the shutdown future it is given resolves.
 
 pub mod auth;
 pub mod cli;
@@ -8,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod mcp;
+pub mod ops;
 pub mod ratelimit;
 pub mod server;
 pub mod telemetry;

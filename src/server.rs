@@ -1,14 +1,14 @@
-//! `run`: start the actors and the HTTP server on a bound listener. `main` and the tests call
-//! the same function.
+//! `run`: start the actors and the HTTP server on a bound listener, until a shutdown signal
+//! the caller passes. `main` (the `serve` command) and tests call the same function.
 
+use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
-use mailbox_actors::dispatch::Dispatcher;
-use mailbox_actors::model::{MessageLimits, TopicConfig};
+use mailbox_actors::model::TopicConfig;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::retry::{RetryHandle, RetrySettings};
@@ -22,24 +22,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::TokenAuthority;
 use crate::config::{Config, EngineKind};
 use crate::http;
+use crate::ops::Ops;
 
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
-    pub registry: RegistryHandle,
-    /// The send path (direct, topic, broadcast, batch).
-    pub dispatch: Dispatcher,
-    pub dead_letters: DeadLetterHandle,
+    /// The face-neutral operations every handler calls; it holds the engine handles
+    /// (registry, dead letters, permissions), the limits and the rate limiter.
+    pub ops: Ops,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
     pub retry: RetryHandle,
-    pub permissions: PermissionHandle,
     pub tokens: TokenAuthority,
-    /// Message rules derived from `[limits]`.
-    pub limits: MessageLimits,
-    pub limits_cfg: crate::config::Limits,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
-    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
-    pub rate: crate::ratelimit::RateLimiter,
     pub config: Arc<Config>,
 }
 
@@ -75,9 +69,16 @@ fn engine(config: &Config) -> Result<Engine, StartError> {
     })
 }
 
-/// Starts everything on `listener` and serves until SIGTERM/SIGINT (graceful: in-flight requests
-/// finish within `server.shutdown_timeout_seconds`). Must run inside an actix system.
-pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError> {
+/// Starts everything on `listener` and serves until `shutdown` resolves: then WebSocket
+/// sessions are closed with 1001 and in-flight requests finish within
+/// `server.shutdown_timeout_seconds`. `main` passes [`shutdown_signal`] (SIGTERM/SIGINT); a test
+/// passes whatever it wants to stop the server with (e.g. a oneshot receiver). Must run inside
+/// an actix system.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<(), StartError> {
     let node_id = if config.server.node_id.is_empty() {
         format!("node-{}", &ulid::Ulid::generate().to_string()[20..]).to_lowercase()
     } else {
@@ -131,24 +132,12 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     })
     .await?;
     let registry_for_shutdown = registry.clone();
+    let ops = Ops::new(registry, dead_letters, permissions, &config.limits);
     let state = web::Data::new(AppState {
-        dispatch: Dispatcher::new(registry.clone()),
-        registry,
-        dead_letters,
+        ops,
         retry,
-        permissions,
         tokens: TokenAuthority::new(&config.auth)?,
-        limits: MessageLimits {
-            max_message_bytes: config.limits.max_message_bytes,
-            max_metadata_keys: config.limits.max_metadata_keys,
-            max_tags: config.limits.max_tags,
-        },
-        limits_cfg: config.limits.clone(),
         node_id: node_id.clone(),
-        rate: crate::ratelimit::RateLimiter::new(
-            config.limits.rate_per_second,
-            config.limits.rate_burst,
-        ),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()
         } else {
@@ -184,7 +173,7 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutdown requested: closing WebSocket sessions (1001), draining requests");
         match registry_for_shutdown
             .close_all_sessions(crate::ws::session::CLOSE_GOING_AWAY, "server shutting down")
@@ -202,8 +191,8 @@ pub async fn run(listener: TcpListener, config: Config) -> Result<(), StartError
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT: the shutdown signal of the `serve` command.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -135,10 +135,10 @@ async fn delivery_state_machine_on_both_engines() {
         e.append("bob", recs, 100).await.expect("append");
 
         // take: a WebSocket push of seq 1 counts as attempt 1; a seq not receivable is left out.
-        let taken = e.take("bob", &[1, 99], &s).await.expect("take");
+        let taken = e.take("bob", vec![1, 99], &s).await.expect("take");
         assert_eq!(taken, vec![(1, 1)], "{kind}");
         assert!(
-            e.take("bob", &[1], &s).await.expect("take").is_empty(),
+            e.take("bob", vec![1], &s).await.expect("take").is_empty(),
             "{kind}"
         );
 
@@ -185,7 +185,7 @@ async fn delivery_state_machine_on_both_engines() {
         );
         dead_eventually(e, &s, 1).await;
         let page = e
-            .dlq_list(&DeadQuery {
+            .dlq_list(DeadQuery {
                 limit: 10,
                 ..Default::default()
             })
@@ -261,7 +261,7 @@ async fn delivery_state_machine_on_both_engines() {
             _ => panic!("stored"),
         };
         assert_eq!(
-            e.retract("carol", &[(rid.clone(), seq), ("other".into(), seq)])
+            e.retract("carol", vec![(rid.clone(), seq), ("other".into(), seq)])
                 .await
                 .expect("retract"),
             1,

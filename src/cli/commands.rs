@@ -35,7 +35,11 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
             return 1;
         }
     };
-    match actix_web::rt::System::new().block_on(crate::server::run(listener, cfg)) {
+    match actix_web::rt::System::new().block_on(crate::server::run(
+        listener,
+        cfg,
+        crate::server::shutdown_signal(),
+    )) {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "broker failed");

@@ -1,36 +1,14 @@
 //! Topics and durable subscriptions in the client library.
 
-use chrono::{DateTime, Utc};
-use mailbox_actors::model::{Envelope, Subscription, TopicConfig};
+use mailbox_actors::model::{Subscription, TopicConfig};
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{Client, ClientError};
 
-/// Counts and settings of one topic (`GET /v1/topics/{name}`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TopicInfo {
-    pub name: String,
-    pub total: u64,
-    pub last_seq: String,
-    pub created_at: Option<DateTime<Utc>>,
-    pub config: TopicConfig,
-}
-
-/// One page of a topic listing.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TopicList {
-    pub topics: Vec<TopicInfo>,
-    pub next: Option<String>,
-}
-
-/// One page of a topic's history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HistoryPage {
-    pub messages: Vec<Envelope>,
-    pub next: Option<String>,
-}
+/// The wire shapes are the server's own answers (one definition, in [`crate::ops`]).
+pub use crate::ops::{TopicInfo, TopicList, TopicPage as HistoryPage};
 
 #[derive(Deserialize)]
 struct SubscriptionList {

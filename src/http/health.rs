@@ -17,14 +17,14 @@ async fn live(state: web::Data<AppState>) -> HttpResponse {
 
 /// 200 while storage answers and the policy is loaded; 503 with the reason otherwise.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let storage = state.registry.storage();
-    match storage.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({
-            "status": "ready", "node": state.node_id, "storage": storage.engine_kind(), "policy": "loaded"
+    let r = state.ops.ready().await;
+    match r.reason {
+        None => HttpResponse::Ok().json(json!({
+            "status": "ready", "node": state.node_id, "storage": r.storage, "policy": "loaded"
         })),
-        Err(e) => HttpResponse::ServiceUnavailable()
+        Some(reason) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "2"))
-            .json(json!({ "status": "unavailable", "reason": format!("storage: {e}"), "storage": storage.engine_kind() })),
+            .json(json!({ "status": "unavailable", "reason": reason, "storage": r.storage })),
     }
 }
 

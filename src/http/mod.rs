@@ -1,5 +1,8 @@
-//! The REST face: one file per resource. Handlers authenticate, check permission, then call
-//! the engine through its handles. They never touch storage.
+//! The REST face: one file per resource. Handlers are thin: authenticate (the [`Agent`]
+//! extractor), parse the path, query and body into [`crate::ops`] arguments, call ops, render
+//! its result (status code, JSON). Validation, permission and rate limits live in ops.
+//!
+//! [`Agent`]: crate::auth::Agent
 
 pub mod dead_letters;
 pub mod delivery;
@@ -9,13 +12,15 @@ pub mod messages;
 pub mod subscriptions;
 pub mod topics;
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -39,6 +44,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Answers unknown paths with the SPEC's error body.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
+}
+
+/// Small JSON bodies (settings, mark-read, receive, nack) are capped at this size.
+pub const SMALL_BODY: usize = 1 << 20;
+
+/// The query string as an ops argument struct. Every field of those takes text, so only a
+/// malformed query string fails (`bad_request`, as actix's own query extractor answers).
+pub fn query_args<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    let bad =
+        |e: &dyn std::fmt::Display| ApiError::BadRequest(format!("invalid query string: {e}"));
+    let q = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|e| bad(&e))?;
+    let object = q
+        .into_inner()
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    serde_json::from_value(serde_json::Value::Object(object)).map_err(|e| bad(&e))
+}
+
+/// 201 with the body when something was created, else 200.
+pub fn created_or_ok(created: bool, body: &impl Serialize) -> HttpResponse {
+    if created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    }
 }
 
 /// Reads a request body of at most `limit` bytes; larger answers 413 without reading it all.

@@ -12,8 +12,8 @@ use super::protocol::{self, Era, Incoming, RoutingHeaders, RpcError};
 use super::{schema, tools};
 use crate::auth::{authenticate, Agent};
 use crate::error::ApiError;
-use crate::http::messages::BODY_OVERHEAD;
 use crate::http::read_body;
+use crate::ops::BODY_OVERHEAD;
 use crate::server::AppState;
 
 /// `POST /mcp`. No or a bad token: HTTP 401 with the SPEC error body, before anything else.
@@ -24,7 +24,11 @@ pub async fn post(
 ) -> Result<HttpResponse, ApiError> {
     let agent = authenticate(&req, &state)?;
     tracing::Span::current().record("agent", agent.id.as_str());
-    let body = read_body(payload, state.limits.max_message_bytes + BODY_OVERHEAD).await?;
+    let body = read_body(
+        payload,
+        state.ops.message_limits().max_message_bytes + BODY_OVERHEAD,
+    )
+    .await?;
     let sse = wants_sse(&req);
     let (id, method, params) = match protocol::parse(&body) {
         Ok(Incoming::Request { id, method, params }) => (id, method, params),
@@ -65,8 +69,14 @@ async fn dispatch(
     mut params: Map<String, Value>,
 ) -> Result<Value, RpcError> {
     match method {
-        "initialize" if !era.is_modern() => protocol::initialize(&params),
-        "server/discover" => Ok(protocol::discover()),
+        "initialize" if !era.is_modern() => {
+            state.ops.connect(agent).await;
+            protocol::initialize(&params)
+        }
+        "server/discover" => {
+            state.ops.connect(agent).await;
+            Ok(protocol::discover())
+        }
         "ping" => Ok(json!({})),
         "tools/list" => Ok(json!({ "tools": schema::tools() })),
         "tools/call" => {
@@ -77,7 +87,7 @@ async fn dispatch(
                 ));
             };
             let arguments = params.remove("arguments").unwrap_or(Value::Null);
-            Ok(tools::call(state, agent, &name, arguments).await)
+            Ok(tools::call(&state.ops, agent, &name, arguments).await)
         }
         other => Err(RpcError::new(
             protocol::METHOD_NOT_FOUND,

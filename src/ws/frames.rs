@@ -5,30 +5,6 @@ use mailbox_actors::model::SendRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Where a subscription starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum From {
-    /// Only messages stored from now on.
-    Latest,
-    /// Messages the agent has not marked read, then live (default for mailboxes).
-    Unread,
-    /// Everything still stored, then live.
-    Beginning,
-    /// Everything after this seq, then live (exact resume).
-    After(u64),
-}
-
-impl From {
-    pub fn parse(s: Option<&str>) -> Option<Self> {
-        match s {
-            None | Some("unread") => Some(Self::Unread),
-            Some("latest") => Some(Self::Latest),
-            Some("beginning") => Some(Self::Beginning),
-            Some(seq) => seq.parse().ok().map(Self::After),
-        }
-    }
-}
-
 /// A client frame, parsed at the edge. Unknown ops and fields are errors, not panics.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -179,9 +155,6 @@ mod tests {
         );
         assert!(ClientFrame::parse("not json").is_err());
         assert!(ClientFrame::parse("[1]").is_err());
-        assert_eq!(From::parse(Some("42")), Some(From::After(42)));
-        assert_eq!(From::parse(None), Some(From::Unread));
-        assert_eq!(From::parse(Some("yesterday")), None);
     }
 
     #[test]

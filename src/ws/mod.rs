@@ -26,9 +26,7 @@ async fn upgrade(
     let agent = authenticate(&req, &state)?;
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
-    if let Err(e) = state.registry.storage().touch(&agent.id).await {
-        tracing::debug!(agent = %agent.id, error = %e, "could not record the agent as known");
-    }
+    state.ops.connect(&agent).await;
     session::WsSession::start(agent, state, session, stream);
     Ok(response)
 }

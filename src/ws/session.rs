@@ -31,12 +31,14 @@ use mailbox_actors::mailbox::messages::{Pushed, SubscriberKey};
 use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
 use mailbox_actors::registry::CloseSession;
 use mailbox_actors::topic::TopicHandle;
+use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::frames::{message_frame, From, ServerFrame};
+use super::frames::{message_frame, ServerFrame};
 use crate::auth::Agent;
 use crate::error::ApiError;
+use crate::ops::{MailboxStart, WatchTarget};
 use crate::server::AppState;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
@@ -185,9 +187,9 @@ impl WsSession {
         self.send(Outgoing::Text(frame.to_text()), ctx);
     }
 
-    fn ok(&mut self, reference: Option<String>, result: Value, ctx: &mut Context<Self>) {
-        let result = match result {
-            Value::Object(m) => m,
+    fn ok(&mut self, reference: Option<String>, result: &impl Serialize, ctx: &mut Context<Self>) {
+        let result = match serde_json::to_value(result) {
+            Ok(Value::Object(m)) => m,
             _ => serde_json::Map::new(),
         };
         self.send_frame(&ServerFrame::Ok { reference, result }, ctx);
@@ -225,29 +227,16 @@ impl WsSession {
         from: Option<&str>,
         ctx: &mut Context<Self>,
     ) {
-        if let Some(pattern) = target.strip_prefix("topic:") {
-            return self.subscribe_topic(reference, pattern, from, ctx);
-        }
-        let Some(name) = target.strip_prefix("mailbox:") else {
-            let e = ApiError::validation(
-                "target",
-                "subscribe to `mailbox:<agent>` or `topic:<pattern>`",
-            );
-            return self.error(reference, &e, ctx);
-        };
-        if let Err(e) = self.authorize_mailbox(name, "read") {
-            return self.error(reference, &e, ctx);
-        }
-        let Some(from) = From::parse(from) else {
-            return self.error(
-                reference,
-                &ApiError::validation("from", "`from` is latest, unread, beginning or a seq"),
-                ctx,
-            );
+        let (name, from) = match self.state.ops.watch(&self.agent, target, from) {
+            Ok(WatchTarget::Mailbox { name, from }) => (name, from),
+            Ok(WatchTarget::Topic { pattern, from }) => {
+                return self.subscribe_topic(reference, pattern, from, ctx)
+            }
+            Err(e) => return self.error(reference, &e, ctx),
         };
         let sub_id = format!("s{}", self.next_sub);
         self.next_sub += 1;
-        let mailbox = self.state.registry.mailbox(name);
+        let mailbox = self.state.ops.registry().mailbox(&name);
         self.subs.insert(
             sub_id.clone(),
             Subscription {
@@ -265,23 +254,16 @@ impl WsSession {
         let fut = async move {
             mailbox.subscribe(key, recipient).await?;
             let (cursor, unread_only) = match from {
-                From::Latest => (mailbox.stats(&reader).await?.last_seq, false),
-                From::Beginning => (0, false),
-                From::After(seq) => (seq, false),
-                From::Unread => (
-                    mailbox
-                        .registry_storage()
-                        .read_state(mailbox.name(), &reader)
-                        .await?
-                        .upto,
-                    true,
-                ),
+                MailboxStart::Latest => (mailbox.stats(&reader).await?.last_seq, false),
+                MailboxStart::Beginning => (0, false),
+                MailboxStart::After(seq) => (seq, false),
+                MailboxStart::Unread => (mailbox.read_state(&reader).await?.upto, true),
             };
             Ok::<_, mailbox_actors::Error>((cursor, unread_only))
         };
         ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
             Ok((cursor, unread_only)) => {
-                act.ok(reference, json!({ "subscription": sub_id }), ctx);
+                act.ok(reference, &json!({ "subscription": sub_id }), ctx);
                 if let Some(sub) = act.subs.get_mut(&sub_id) {
                     sub.cursor = cursor;
                 }
@@ -418,7 +400,9 @@ impl WsSession {
             Source::Mailbox(m) => {
                 actix_web::rt::spawn(async move { m.unsubscribe(key).await });
             }
-            Source::Topic(_) | Source::Pattern => self.state.registry.router().remove_live(key),
+            Source::Topic(_) | Source::Pattern => {
+                self.state.ops.registry().router().remove_live(key)
+            }
         }
     }
 }
@@ -427,9 +411,11 @@ impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.state
-            .registry
-            .register_session(self.id, &self.agent.id, ctx.address().recipient());
+        self.state.ops.registry().register_session(
+            self.id,
+            &self.agent.id,
+            ctx.address().recipient(),
+        );
         let welcome = ServerFrame::Welcome {
             agent: self.agent.id.clone(),
             session: self.session_name(),
@@ -448,7 +434,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
-        self.state.registry.unregister_session(self.id);
+        self.state.ops.registry().unregister_session(self.id);
         let subs: Vec<(String, Subscription)> = self.subs.drain().collect();
         for (sub_id, sub) in subs {
             self.detach(sub_id, sub.source);

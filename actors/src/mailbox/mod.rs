@@ -24,7 +24,7 @@ use crate::stream::{self, Append, Watch};
 #[derive(Clone)]
 pub struct MailboxHandle {
     name: String,
-    registry: RegistryHandle,
+    pub(crate) registry: RegistryHandle,
 }
 
 impl MailboxHandle {
@@ -34,11 +34,6 @@ impl MailboxHandle {
 
     pub fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The storage handle, for reads that need no actor.
-    pub fn registry_storage(&self) -> &crate::storage::StorageHandle {
-        self.registry.storage()
     }
 
     /// Stores records atomically, in order, through the mailbox's writer. Answers once

@@ -109,10 +109,10 @@ impl StreamKind for MailboxKind {
         self.push(seq, &record.record);
     }
 
-    fn committed(&mut self, name: &str, last: u64) {
+    fn committed(&mut self, name: &str, first: u64, last: u64) {
         if let Some(bus) = self.bus.clone() {
             let name = name.to_owned();
-            actix::spawn(async move { bus.announce(&name, last).await });
+            actix::spawn(async move { bus.announce(&name, first, last).await });
         }
     }
 

@@ -17,6 +17,7 @@ use crate::mailbox::MailboxKind;
 use crate::storage::events::{EventBus, StreamAppended};
 use crate::storage::{DeliverySettings, StorageHandle};
 use crate::stream::{CommitLanes, Liveness, Retire, StreamKind, StreamWriter};
+use crate::topic::writer::TOPIC_STREAM;
 use crate::topic::{RouterHandle, TopicKind, TopicSettings};
 
 /// What the registry needs to start actors.
@@ -109,7 +110,12 @@ impl Registered for MailboxKind {
 
 impl Registered for TopicKind {
     fn make(name: &str, reg: &Registry) -> Self {
-        TopicKind::new(name, reg.router.clone(), reg.settings.topics.clone())
+        TopicKind::new(
+            name,
+            reg.router.clone(),
+            reg.settings.topics.clone(),
+            reg.settings.bus.clone(),
+        )
     }
 
     fn writers(reg: &mut Registry) -> &mut Writers<Self> {
@@ -277,9 +283,12 @@ impl Handler<CloseAllSessions> for Registry {
 impl Handler<StreamAppended> for Registry {
     type Result = ();
 
-    /// Another node wrote to a stream: only a mailbox live here has anyone to tell.
+    /// Another node wrote to a stream: a topic's group goes to the router (live pattern
+    /// subscriptions here); a mailbox's to its writer, if it is live here.
     fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
-        if let Some(addr) = self.mailboxes.get(&msg.stream) {
+        if let Some(topic) = msg.stream.strip_prefix(TOPIC_STREAM) {
+            self.router.route_remote(topic, msg.first, msg.seq);
+        } else if let Some(addr) = self.mailboxes.get(&msg.stream) {
             addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
         }
     }

@@ -3,6 +3,7 @@
 //! send path that decides which streams a message goes to is [`crate::dispatch`].
 
 pub mod actor;
+mod faces;
 pub mod messages;
 
 use std::marker::PhantomData;
@@ -56,7 +57,7 @@ impl RegistryHandle {
         }
     }
 
-    pub fn storage(&self) -> &StorageHandle {
+    pub(crate) fn storage(&self) -> &StorageHandle {
         &self.storage
     }
 

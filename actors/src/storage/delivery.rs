@@ -16,7 +16,7 @@
 use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{decode, record_id, Engine, StorageError};
+use super::{decode, record_id, StorageError};
 pub use crate::model::delivery::{
     DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, NackOutcome, MAX_DEAD_PAGE,
 };
@@ -212,99 +212,6 @@ pub(crate) fn count_dead(reason: DeadReason) {
 /// everything below it is older.
 pub(crate) fn id_floor(ms: i64) -> String {
     ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or_default(), 0).to_string()
-}
-
-macro_rules! dispatch {
-    ($self:ident, $e:ident => $call:expr) => {
-        match $self {
-            Engine::Memory($e) => $call.await,
-            Engine::Redis($e) => $call.await,
-        }
-    };
-}
-
-impl Engine {
-    /// Hands over up to `max` receivable messages, highest priority first; each is an attempt.
-    pub async fn receive(
-        &self,
-        mailbox: &str,
-        max: usize,
-        settings: &DeliverySettings,
-    ) -> Result<Vec<Handed>, StorageError> {
-        dispatch!(self, e => e.receive(mailbox, max, settings))
-    }
-
-    /// Records a hand-over of the given seqs (e.g. a WebSocket push) as an attempt. Answers the
-    /// seqs that were receivable, with their attempt numbers; others are left alone.
-    pub async fn take(
-        &self,
-        mailbox: &str,
-        seqs: &[u64],
-        settings: &DeliverySettings,
-    ) -> Result<Vec<(u64, u32)>, StorageError> {
-        dispatch!(self, e => e.take(mailbox, seqs, settings))
-    }
-
-    /// Settles a delivery; answers the attempt it settled.
-    pub async fn ack(&self, mailbox: &str, id: &str) -> Result<u32, StorageError> {
-        dispatch!(self, e => e.ack(mailbox, id))
-    }
-
-    pub async fn nack(
-        &self,
-        mailbox: &str,
-        id: &str,
-        requeue: bool,
-        reason: &str,
-        settings: &DeliverySettings,
-    ) -> Result<NackOutcome, StorageError> {
-        dispatch!(self, e => e.nack(mailbox, id, requeue, reason, settings))
-    }
-
-    /// Works through at most `limit` schedule entries due by now.
-    pub async fn retry_due(
-        &self,
-        limit: usize,
-        settings: &DeliverySettings,
-    ) -> Result<DueReport, StorageError> {
-        dispatch!(self, e => e.retry_due(limit, settings))
-    }
-
-    /// Rebuilds the retry schedule from every mailbox's delivery state and finishes dead
-    /// letters left in outboxes (a crash between the two steps). Safe to repeat.
-    pub async fn retry_reconcile(&self) -> Result<usize, StorageError> {
-        dispatch!(self, e => e.retry_reconcile())
-    }
-
-    /// Removes records a failed batch stored, by `(id, seq)`; answers how many were removed.
-    pub async fn retract(
-        &self,
-        mailbox: &str,
-        stored: &[(String, u64)],
-    ) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.retract(mailbox, stored))
-    }
-
-    pub async fn dlq_list(&self, q: &DeadQuery) -> Result<DeadPage, StorageError> {
-        dispatch!(self, e => e.dlq_list(q))
-    }
-
-    pub async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
-        dispatch!(self, e => e.dlq_get(id))
-    }
-
-    pub async fn dlq_delete(&self, id: &str) -> Result<bool, StorageError> {
-        dispatch!(self, e => e.dlq_delete(id))
-    }
-
-    /// Deletes dead letters that failed before `before_ms`; answers how many.
-    pub async fn dlq_purge(&self, before_ms: i64) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.dlq_purge(before_ms))
-    }
-
-    pub async fn dlq_count(&self) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.dlq_count())
-    }
 }
 
 #[cfg(test)]

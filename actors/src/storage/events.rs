@@ -1,8 +1,10 @@
-//! Cross-node fan-out over Redis pub/sub. After a node stores messages in a stream it announces
-//! `(stream, last seq)` on `P:events`; every other node's listener hands the announcement to its
-//! registry, whose live mailbox actor (if any) wakes long-polls and pushes the new messages to
-//! its WebSocket sessions. Announcements are hints: sessions check seqs and catch up from
-//! storage on any gap, so a lost announcement delays a push, it never loses a message.
+//! Cross-node fan-out over Redis pub/sub. After a node stores a group of messages in a stream it
+//! announces `(stream, last seq, first seq)` on `P:events`; every other node's listener hands the
+//! announcement to its registry: for a mailbox, its live writer (if any) wakes long-polls and
+//! pushes the new messages to its WebSocket sessions; for a topic (`topic:<name>`), the router
+//! fetches exactly that group from the history and pushes it to matching live subscriptions.
+//! Mailbox announcements are hints: sessions check seqs and catch up from storage on any gap,
+//! so a lost announcement delays a push, it never loses a message.
 //!
 //! The listener uses its own dedicated connection (never a pooled one: deadpool recycles
 //! connections without a push sender) and reconnects with backoff.
@@ -18,7 +20,10 @@ use tokio::sync::Mutex;
 #[rtype(result = "()")]
 pub struct StreamAppended {
     pub stream: String,
+    /// The last seq of the group.
     pub seq: u64,
+    /// The first seq of the group (older nodes announce only the last: then `seq`).
+    pub first: u64,
 }
 
 /// Announces and listens. Cloning is shallow.
@@ -49,8 +54,8 @@ impl EventBus {
         })
     }
 
-    /// Tells other nodes that `stream` has messages up to `seq`. Best effort.
-    pub async fn announce(&self, stream: &str, seq: u64) {
+    /// Tells other nodes that `stream` got messages `first..=seq`. Best effort.
+    pub async fn announce(&self, stream: &str, first: u64, seq: u64) {
         let mut guard = self.publisher.lock().await;
         if guard.is_none() {
             match self.client.get_multiplexed_async_connection().await {
@@ -62,7 +67,7 @@ impl EventBus {
             }
         }
         let Some(conn) = guard.as_mut() else { return };
-        let msg = format!("{}\t{stream}\t{seq}", self.node);
+        let msg = format!("{}\t{stream}\t{seq}\t{first}", self.node);
         let sent: Result<i64, _> = redis::cmd("PUBLISH")
             .arg(&self.channel)
             .arg(msg)
@@ -88,7 +93,7 @@ impl EventBus {
                             let Ok(text) = msg.get_payload::<String>() else {
                                 continue;
                             };
-                            let mut parts = text.splitn(3, '\t');
+                            let mut parts = text.splitn(4, '\t');
                             let (Some(node), Some(stream), Some(seq)) =
                                 (parts.next(), parts.next(), parts.next())
                             else {
@@ -97,12 +102,13 @@ impl EventBus {
                             if node == self.node {
                                 continue;
                             }
-                            if let Ok(seq) = seq.parse() {
-                                sink.do_send(StreamAppended {
-                                    stream: stream.to_owned(),
-                                    seq,
-                                });
-                            }
+                            let Ok(seq) = seq.parse() else { continue };
+                            let first = parts.next().and_then(|f| f.parse().ok()).unwrap_or(seq);
+                            sink.do_send(StreamAppended {
+                                stream: stream.to_owned(),
+                                seq,
+                                first,
+                            });
                         }
                         tracing::warn!("event bus connection lost; reconnecting");
                     }

@@ -1,18 +1,28 @@
-//! Persistence. Two engines behind one enum: [`memory::MemoryEngine`] (zero-dependency mode,
-//! nothing survives a restart) and [`redis::RedisEngine`] (production, the source of truth).
-//! Both pass the same behaviour suite (`tests/behaviour.rs` runs it against each).
+//! Persistence. Two engines: [`memory::MemoryEngine`] (zero-dependency mode, nothing survives a
+//! restart) and [`redis::RedisEngine`] (production, the source of truth). Both pass the same
+//! behaviour suite (`tests/behaviour.rs` runs it against each).
 //!
-//! The engine is only ever called by the [`actor::StorageActor`]; faces and other actors go
-//! through its [`actor::StorageHandle`].
+//! Every operation is declared once, in the table in [`engine`]: it yields the engine trait
+//! ([`StorageEngine`], in four parts by concern) that each engine implements, and the method of
+//! the same name on [`StorageHandle`]. [`Engine`] is the configured one and derefs to the trait.
+//!
+//! The engine is only ever called by the [`actor::StorageActor`] (one generic message for every
+//! operation, wrapped in the circuit breaker); faces and other actors go through its
+//! [`actor::StorageHandle`]. Adding an operation is a line in the table and an implementation
+//! per engine; the actor and the handle do not change.
 
 pub mod actor;
 pub mod delivery;
+pub mod engine;
 pub mod events;
 pub mod group;
 pub mod memory;
 pub mod redis;
 
-use crate::model::{Envelope, MailboxConfig, Subscription, TopicConfig, TopicStats};
+use std::ops::Deref;
+use std::sync::Arc;
+
+use crate::model::Envelope;
 
 pub use crate::model::delivery::{
     DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
@@ -20,6 +30,7 @@ pub use crate::model::delivery::{
 };
 pub use actor::{StorageActor, StorageHandle};
 pub use delivery::{DeliveryMeta, DueReport, Handed};
+pub use engine::{DeadLetters, Delivery, Mailboxes, StorageEngine, Topics};
 
 /// Payloads whose stored form is over this many bytes are kept zstd-compressed.
 pub const COMPRESS_OVER: usize = 4096;
@@ -179,21 +190,13 @@ pub fn record_id(record: &[u8]) -> &str {
         .unwrap_or_default()
 }
 
-/// The configured engine. An enum rather than a trait object: two engines, static dispatch, and
-/// `async fn` without boxing.
+/// The configured engine, as chosen at start. Every operation is a method of
+/// [`StorageEngine`], which this derefs to; the storage actor holds it as
+/// `Arc<dyn StorageEngine>` (see [`Engine::shared`]).
 #[derive(Clone)]
 pub enum Engine {
     Memory(memory::MemoryEngine),
     Redis(redis::RedisEngine),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $e:ident => $call:expr) => {
-        match $self {
-            Engine::Memory($e) => $call.await,
-            Engine::Redis($e) => $call.await,
-        }
-    };
 }
 
 impl Engine {
@@ -204,158 +207,23 @@ impl Engine {
         }
     }
 
-    pub async fn ping(&self) -> Result<(), StorageError> {
-        dispatch!(self, e => e.ping())
+    /// The engine behind a shared pointer, for calls that outlive the caller's borrow.
+    pub fn shared(self) -> Arc<dyn StorageEngine> {
+        match self {
+            Engine::Memory(e) => Arc::new(e),
+            Engine::Redis(e) => Arc::new(e),
+        }
     }
+}
 
-    pub async fn append(
-        &self,
-        mailbox: &str,
-        records: Vec<NewRecord>,
-        default_max_len: u64,
-    ) -> Result<AppendOutcome, StorageError> {
-        dispatch!(self, e => e.append(mailbox, records, default_max_len))
-    }
+impl Deref for Engine {
+    type Target = dyn StorageEngine;
 
-    /// Appends to many mailboxes (a fan-out) in as few round trips as the engine allows, and
-    /// records their agents as known. Each mailbox's append is atomic on its own; one result
-    /// per item, in order.
-    pub async fn append_many(
-        &self,
-        items: Vec<(String, Vec<NewRecord>)>,
-        default_max_len: u64,
-    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
-        dispatch!(self, e => e.append_many(items, default_max_len))
-    }
-
-    /// Records of a mailbox or topic history with `after < seq < before`, ascending, at most
-    /// `limit`.
-    pub async fn range(
-        &self,
-        stream: &Stream,
-        after: u64,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<StoredRecord>, StorageError> {
-        dispatch!(self, e => e.range(stream, after, before, limit))
-    }
-
-    pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
-        dispatch!(self, e => e.read_state(mailbox, reader))
-    }
-
-    /// Marks messages read for `reader` and answers the new unread count.
-    pub async fn mark_read(
-        &self,
-        mailbox: &str,
-        reader: &str,
-        mark: ReadMark,
-    ) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.mark_read(mailbox, reader, mark))
-    }
-
-    pub async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
-        dispatch!(self, e => e.stats(mailbox, reader))
-    }
-
-    /// Creates the mailbox if needed and stores its settings; answers whether it was new.
-    pub async fn configure(
-        &self,
-        mailbox: &str,
-        config: &MailboxConfig,
-    ) -> Result<bool, StorageError> {
-        dispatch!(self, e => e.configure(mailbox, config))
-    }
-
-    /// Records that an agent exists (first connection, first message): it has a mailbox.
-    pub async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
-        dispatch!(self, e => e.touch(mailbox))
-    }
-
-    /// Deletes the mailbox with its messages and read state; answers whether it existed.
-    pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
-        dispatch!(self, e => e.delete(mailbox))
-    }
-
-    pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
-        dispatch!(self, e => e.known_agents())
-    }
-
-    /// Appends to a topic's history, dropping its oldest messages past its length limit.
-    pub async fn append_topic(
-        &self,
-        topic: &str,
-        records: Vec<NewRecord>,
-        opts: TopicAppend,
-    ) -> Result<AppendOutcome, StorageError> {
-        dispatch!(self, e => e.append_topic(topic, records, opts))
-    }
-
-    /// Drops a topic's oldest messages while it holds more than `max_len` or they were
-    /// created before `older_than_ms`; answers how many went.
-    pub async fn trim_topic(
-        &self,
-        topic: &str,
-        max_len: Option<u64>,
-        older_than_ms: Option<i64>,
-    ) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.trim_topic(topic, max_len, older_than_ms))
-    }
-
-    /// Creates the topic if needed and stores its settings; answers whether it was new.
-    pub async fn configure_topic(
-        &self,
-        topic: &str,
-        config: &TopicConfig,
-    ) -> Result<bool, StorageError> {
-        dispatch!(self, e => e.configure_topic(topic, config))
-    }
-
-    /// Counts and settings of a topic; `None` if it does not exist.
-    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
-        dispatch!(self, e => e.topic_stats(topic))
-    }
-
-    /// Deletes a topic and its history; answers whether it existed.
-    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
-        dispatch!(self, e => e.delete_topic(topic))
-    }
-
-    /// Topics at or under `prefix` (by segment), by name, after `after`, at most `limit`.
-    pub async fn list_topics(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<TopicStats>, StorageError> {
-        dispatch!(self, e => e.list_topics(prefix, after, limit))
-    }
-
-    /// Stores a durable subscription unless one with the same pattern and mailbox exists;
-    /// answers the stored one and whether it is new.
-    pub async fn add_subscription(
-        &self,
-        sub: &Subscription,
-    ) -> Result<(Subscription, bool), StorageError> {
-        dispatch!(self, e => e.add_subscription(sub))
-    }
-
-    /// Removes a durable subscription; answers it if it existed.
-    pub async fn remove_subscription(
-        &self,
-        id: &str,
-    ) -> Result<Option<Subscription>, StorageError> {
-        dispatch!(self, e => e.remove_subscription(id))
-    }
-
-    /// Every durable subscription.
-    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
-        dispatch!(self, e => e.subscriptions())
-    }
-
-    /// A number that changes whenever a subscription is added or removed (on any node).
-    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
-        dispatch!(self, e => e.subscriptions_version())
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Engine::Memory(e) => e,
+            Engine::Redis(e) => e,
+        }
     }
 }
 

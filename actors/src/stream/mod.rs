@@ -40,8 +40,8 @@ pub trait StreamKind: Unpin + Sized + 'static {
     /// A record this writer just stored at `seq` (called in seq order).
     fn stored(&mut self, name: &str, seq: u64, record: &NewRecord);
 
-    /// A group commit stored records up to `last`.
-    fn committed(&mut self, _name: &str, _last: u64) {}
+    /// A group commit stored records `first..=last` (seqs of this stream).
+    fn committed(&mut self, _name: &str, _first: u64, _last: u64) {}
 
     /// Live listeners (WebSocket subscriptions) held: a writer with any is never idle.
     fn listeners(&self) -> usize {

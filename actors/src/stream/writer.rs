@@ -94,12 +94,13 @@ impl<K: StreamKind> StreamWriter<K> {
     /// Hands each stored record to the kind, answers every caller, advances the watched seq.
     fn commit(&mut self, group: Group, outcomes: Vec<Result<AppendOutcome, StorageError>>) {
         self.writing = false;
-        let mut last = 0;
+        let (mut first, mut last) = (u64::MAX, 0);
         for ((records, reply), outcome) in group.into_iter().zip(outcomes) {
             if let Ok(o) = &outcome {
                 self.known = true;
                 for (r, rec) in o.results.iter().zip(&records) {
                     if let Appended::Stored { seq } = r {
+                        first = first.min(*seq);
                         last = last.max(*seq);
                         self.kind.stored(&self.name, *seq, rec);
                     }
@@ -109,7 +110,7 @@ impl<K: StreamKind> StreamWriter<K> {
             let _ = reply.send(outcome);
         }
         if last > 0 {
-            self.kind.committed(&self.name, last);
+            self.kind.committed(&self.name, first, last);
             self.liveness.advance(last);
         }
     }

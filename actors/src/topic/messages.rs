@@ -36,6 +36,41 @@ pub struct Route {
     pub created_at_ms: i64,
 }
 
+impl Route {
+    /// The route of a stored record: decoded and serialized once for every subscriber.
+    pub(crate) fn of(topic: &Arc<str>, seq: u64, record: &[u8]) -> Option<Self> {
+        let env = match crate::storage::decode(record, seq) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(%topic, seq, error = %e, "cannot decode a stored record");
+                return None;
+            }
+        };
+        match serde_json::to_string(&env) {
+            Ok(json) => Some(Route {
+                topic: topic.clone(),
+                seq,
+                json: Arc::from(json),
+                created_at_ms: env.created_at.timestamp_millis(),
+            }),
+            Err(e) => {
+                tracing::error!(%topic, seq, error = %e, "cannot serialize an envelope");
+                None
+            }
+        }
+    }
+}
+
+/// Another node stored `first..=last` in a topic's history: push them to matching live
+/// subscriptions here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RemoteRoute {
+    pub topic: String,
+    pub first: u64,
+    pub last: u64,
+}
+
 /// The mailboxes holding a durable subscription that matches `topic`, each once, sorted.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<String>, Error>")]

@@ -18,13 +18,13 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::{
-    AddLive, DurableTargets, RemoveLive, Route, SubscriptionAdded, SubscriptionRemoved,
+    AddLive, DurableTargets, RemoteRoute, RemoveLive, Route, SubscriptionAdded, SubscriptionRemoved,
 };
 use super::trie::PatternTrie;
 use crate::error::Error;
 use crate::mailbox::messages::{Pushed, SubscriberKey};
 use crate::model::Subscription;
-use crate::storage::{StorageError, StorageHandle};
+use crate::storage::{StorageError, StorageHandle, Stream};
 
 /// How often the storage's subscription version is checked for changes made elsewhere.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -221,24 +221,66 @@ impl Handler<Route> for Router {
     }
 }
 
+/// Most messages of one remote group fetched for live pushes.
+const REMOTE_FETCH: u64 = 1024;
+
+impl Handler<RemoteRoute> for Router {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoteRoute, ctx: &mut Context<Self>) {
+        let mut any = false;
+        self.live.for_each_match(&msg.topic, |_| any = true);
+        if !any {
+            return;
+        }
+        let first = msg.first.max(msg.last.saturating_sub(REMOTE_FETCH - 1));
+        let (storage, topic) = (self.storage.clone(), msg.topic);
+        let fut = async move {
+            let stream = Stream::Topic(topic.clone());
+            let limit = (msg.last + 1 - first) as usize;
+            let records = storage
+                .range(&stream, first.saturating_sub(1), Some(msg.last + 1), limit)
+                .await;
+            (topic, records)
+        };
+        ctx.spawn(fut.into_actor(self).map(|(topic, r), act, ctx| match r {
+            Ok(records) => {
+                let topic: Arc<str> = Arc::from(topic);
+                for rec in records {
+                    if let Some(route) = Route::of(&topic, rec.seq, &rec.record) {
+                        <Self as Handler<Route>>::handle(act, route, ctx);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(%topic, error = %e, "cannot fetch another node's publishes"),
+        }));
+    }
+}
+
 impl Handler<DurableTargets> for Router {
     type Result = ResponseActFuture<Self, Result<Vec<String>, Error>>;
 
+    /// Answers from a trie at least as new as storage's subscriptions when the publish began:
+    /// the version is read first (one round trip), and the trie reloaded if another node changed
+    /// the subscriptions since. So a subscription any node acknowledged before a publish gets its
+    /// copy, and the publishing node alone computes the copies of its publish.
     fn handle(&mut self, msg: DurableTargets, _: &mut Context<Self>) -> Self::Result {
-        if self.version.is_some() {
-            return Box::pin(fut::ready(Ok(self.targets(&msg.topic))));
-        }
-        // Never answer from an unloaded trie: a publish right after start must still copy.
         let storage = self.storage.clone();
-        let started_at = self.local_changes;
+        let (known, started_at) = (self.version, self.local_changes);
         let load = async move {
             let v = storage.subscriptions_version().await?;
-            Ok::<_, StorageError>((v, storage.subscriptions().await?))
+            if Some(v) == known {
+                return Ok::<_, StorageError>((v, None));
+            }
+            Ok((v, Some(storage.subscriptions().await?)))
         };
         Box::pin(load.into_actor(self).map(move |r, act, _| {
             let (v, subs) = r?;
-            if act.version.is_none() || act.local_changes == started_at {
-                act.replace_durable(v, subs);
+            if let Some(subs) = subs {
+                // A change made here meanwhile is in storage too, so the fresh load has it.
+                if act.version.is_none_or(|mine| mine < v) || act.local_changes == started_at {
+                    act.replace_durable(v, subs);
+                }
             }
             Ok(act.targets(&msg.topic))
         }))
@@ -300,6 +342,15 @@ impl RouterHandle {
     /// Pushes a stored topic message to matching live subscriptions (fire and forget).
     pub(crate) fn route(&self, msg: Route) {
         self.addr.do_send(msg);
+    }
+
+    /// Pushes messages another node stored in `topic` to matching live subscriptions here.
+    pub(crate) fn route_remote(&self, topic: &str, first: u64, last: u64) {
+        self.addr.do_send(RemoteRoute {
+            topic: topic.to_owned(),
+            first,
+            last,
+        });
     }
 
     /// Pushes every message published from now on to a topic matching `pattern` to `recipient`.

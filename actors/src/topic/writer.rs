@@ -9,8 +9,12 @@ use std::sync::Arc;
 use super::messages::Route;
 use super::router::RouterHandle;
 use super::TopicSettings;
-use crate::storage::{decode, AppendOutcome, NewRecord, StorageError, StorageHandle, TopicAppend};
+use crate::storage::events::EventBus;
+use crate::storage::{AppendOutcome, NewRecord, StorageError, StorageHandle, TopicAppend};
 use crate::stream::{Appender, StreamKind, StreamWriter};
+
+/// How a topic's stream is named in cross-node announcements (mailbox names have no `:`).
+pub const TOPIC_STREAM: &str = "topic:";
 
 /// The writer of one topic's history.
 pub type TopicWriter = StreamWriter<TopicKind>;
@@ -19,14 +23,22 @@ pub struct TopicKind {
     topic: Arc<str>,
     router: RouterHandle,
     settings: TopicSettings,
+    /// Announces this node's writes, so other nodes push them to their live subscriptions.
+    bus: Option<EventBus>,
 }
 
 impl TopicKind {
-    pub fn new(name: &str, router: RouterHandle, settings: TopicSettings) -> Self {
+    pub fn new(
+        name: &str,
+        router: RouterHandle,
+        settings: TopicSettings,
+        bus: Option<EventBus>,
+    ) -> Self {
         Self {
             topic: Arc::from(name),
             router,
             settings,
+            bus,
         }
     }
 }
@@ -77,27 +89,18 @@ impl StreamKind for TopicKind {
     }
 
     /// Hands one stored message to the router for live pushes, serialized once.
-    fn stored(&mut self, name: &str, seq: u64, rec: &NewRecord) {
-        if !self.router.has_live() {
-            return;
+    fn stored(&mut self, _name: &str, seq: u64, rec: &NewRecord) {
+        if self.router.has_live() {
+            if let Some(route) = Route::of(&self.topic, seq, &rec.record) {
+                self.router.route(route);
+            }
         }
-        let env = match decode(&rec.record, seq) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(topic = %name, seq, error = %e, "cannot decode a record just stored");
-                return;
-            }
-        };
-        match serde_json::to_string(&env) {
-            Ok(json) => self.router.route(Route {
-                topic: self.topic.clone(),
-                seq,
-                json: Arc::from(json),
-                created_at_ms: env.created_at.timestamp_millis(),
-            }),
-            Err(e) => {
-                tracing::error!(topic = %name, seq, error = %e, "cannot serialize an envelope")
-            }
+    }
+
+    fn committed(&mut self, name: &str, first: u64, last: u64) {
+        if let Some(bus) = self.bus.clone() {
+            let stream = format!("{TOPIC_STREAM}{name}");
+            actix::spawn(async move { bus.announce(&stream, first, last).await });
         }
     }
 }

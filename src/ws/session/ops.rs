@@ -1,13 +1,15 @@
-//! Client ops of a session: parse a frame, check it, act, answer with its `ref`.
+//! Client ops of a session: parse a frame, call [`crate::ops`], answer with its `ref`. What is
+//! checked and refused is decided in ops, so a frame gets the same error as the REST call.
+
+use std::future::Future;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
-
-use mailbox_actors::model::check_mailbox_name;
-use mailbox_actors::model::ReadMark;
+use serde::Serialize;
+use serde_json::json;
 
 use super::WsSession;
 use crate::error::ApiError;
+use crate::ops::{MarkReadArgs, NackArgs, SendArgs};
 use crate::ws::frames::{ClientFrame, ServerFrame};
 
 impl WsSession {
@@ -20,6 +22,7 @@ impl WsSession {
             }
         };
         let reference = frame.reference().map(str::to_owned);
+        let (ops, agent) = (self.state.ops.clone(), self.agent.clone());
         match frame {
             ClientFrame::Ping { .. } => self.send_frame(&ServerFrame::Pong { reference }, ctx),
             ClientFrame::Subscribe { target, from, .. } => {
@@ -29,7 +32,7 @@ impl WsSession {
                 match self.subs.remove(&subscription) {
                     Some(sub) => {
                         self.detach(subscription.clone(), sub.source);
-                        self.ok(reference, json!({ "subscription": subscription }), ctx);
+                        self.ok(reference, &json!({ "subscription": subscription }), ctx);
                     }
                     None => self.error(
                         reference,
@@ -43,18 +46,11 @@ impl WsSession {
                 idempotency_key,
                 ..
             } => {
-                let (state, agent) = (self.state.clone(), self.agent.clone());
-                let fut = async move {
-                    crate::http::messages::send_one(&state, &agent, *message, idempotency_key).await
+                let args = SendArgs {
+                    message: *message,
+                    idempotency_key,
                 };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(receipt) => act.ok(
-                        reference,
-                        serde_json::to_value(receipt).unwrap_or(Value::Null),
-                        ctx,
-                    ),
-                    Err(e) => act.error(reference, &e, ctx),
-                }));
+                self.answer(reference, async move { ops.send(&agent, args).await }, ctx);
             }
             ClientFrame::Read {
                 mailbox,
@@ -62,58 +58,13 @@ impl WsSession {
                 ids,
                 ..
             } => {
-                let mark = match (ids, up_to) {
-                    (Some(ids), None) if !ids.is_empty() && ids.len() <= 1000 => ReadMark::Ids(ids),
-                    (None, Some(s)) => match s.parse() {
-                        Ok(seq) => ReadMark::UpTo(seq),
-                        Err(_) => {
-                            return self.error(
-                                reference,
-                                &ApiError::validation("up_to", "`up_to` must be a seq"),
-                                ctx,
-                            )
-                        }
-                    },
-                    _ => {
-                        return self.error(
-                            reference,
-                            &ApiError::validation(
-                                "ids",
-                                "send exactly one of `ids` (1-1000) or `up_to`",
-                            ),
-                            ctx,
-                        )
-                    }
-                };
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let (handle, reader) =
-                    (self.state.registry.mailbox(&mailbox), self.agent.id.clone());
-                ctx.spawn(
-                    async move { handle.mark_read(&reader, mark).await }
-                        .into_actor(self)
-                        .map(move |r, act, ctx| match r {
-                            Ok(unread) => act.ok(reference, json!({ "unread": unread }), ctx),
-                            Err(e) => act.error(reference, &e.into(), ctx),
-                        }),
-                );
+                let args = MarkReadArgs { ids, up_to };
+                let fut = async move { ops.mark_read(&agent, &mailbox, args).await };
+                self.answer(reference, fut, ctx);
             }
             ClientFrame::Ack { mailbox, id, .. } => {
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let handle = self.state.registry.mailbox(&mailbox);
-                let fut = async move {
-                    handle
-                        .ack(&id)
-                        .await
-                        .map(|attempt| json!({ "id": id, "status": "acked", "attempt": attempt }))
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(v) => act.ok(reference, v, ctx),
-                    Err(e) => act.error(reference, &e.into(), ctx),
-                }));
+                let fut = async move { ops.ack(&agent, &mailbox, &id).await };
+                self.answer(reference, fut, ctx);
             }
             ClientFrame::Nack {
                 mailbox,
@@ -122,39 +73,23 @@ impl WsSession {
                 reason,
                 ..
             } => {
-                if let Err(e) = self.authorize_mailbox(&mailbox, "read") {
-                    return self.error(reference, &e, ctx);
-                }
-                let max = crate::http::delivery::MAX_REASON;
-                if reason.as_ref().is_some_and(|r| r.len() > max) {
-                    return self.error(
-                        reference,
-                        &ApiError::validation(
-                            "reason",
-                            format!("`reason` must be at most {max} bytes"),
-                        ),
-                        ctx,
-                    );
-                }
-                let reason = reason.unwrap_or_else(|| format!("nacked by {}", self.agent.id));
-                let handle = self.state.registry.mailbox(&mailbox);
-                let fut = async move {
-                    handle
-                        .nack(&id, requeue.unwrap_or(false), &reason)
-                        .await
-                        .map(|o| crate::http::delivery::nack_result(&id, o))
-                };
-                ctx.spawn(fut.into_actor(self).map(move |r, act, ctx| match r {
-                    Ok(v) => act.ok(reference, v, ctx),
-                    Err(e) => act.error(reference, &e.into(), ctx),
-                }));
+                let args = NackArgs { requeue, reason };
+                let fut = async move { ops.nack(&agent, &mailbox, &id, args).await };
+                self.answer(reference, fut, ctx);
             }
         }
     }
 
-    pub(super) fn authorize_mailbox(&self, name: &str, act: &str) -> Result<(), ApiError> {
-        check_mailbox_name(name)?;
-        self.agent
-            .require(&self.state, &format!("mailbox:{name}"), act)
+    /// Runs an op and answers its result as an `ok` frame, or its error as an `error` frame.
+    /// Answers of one session may overtake each other: clients match them by `ref`.
+    fn answer<T, F>(&mut self, reference: Option<String>, op: F, ctx: &mut Context<Self>)
+    where
+        T: Serialize,
+        F: Future<Output = Result<T, ApiError>> + 'static,
+    {
+        ctx.spawn(op.into_actor(self).map(move |r, act, ctx| match r {
+            Ok(v) => act.ok(reference, &v, ctx),
+            Err(e) => act.error(reference, &e, ctx),
+        }));
     }
 }

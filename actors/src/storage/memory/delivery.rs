@@ -1,6 +1,7 @@
 //! The memory engine's delivery state: the same state machine as `scripts/delivery.lua`, under
 //! the engine's one lock (so every step is atomic and no outbox is needed).
 
+use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{Mailbox, MemoryEngine, State};
@@ -8,6 +9,7 @@ use crate::storage::delivery::{
     count_dead, decode_dead, id_floor, Buried, DeadPage, DeadQuery, DeadReason, DeliverySettings,
     DueReport, Handed, NackOutcome, MAX_DEAD_PAGE, MAX_DEAD_SCAN,
 };
+use crate::storage::engine::{DeadLetters, Delivery};
 use crate::storage::{DeadLetter, StorageError};
 
 fn now_ms() -> i64 {
@@ -133,8 +135,9 @@ impl State {
     }
 }
 
-impl MemoryEngine {
-    pub async fn receive(
+#[async_trait]
+impl Delivery for MemoryEngine {
+    async fn receive(
         &self,
         mailbox: &str,
         max: usize,
@@ -169,10 +172,10 @@ impl MemoryEngine {
         Ok(got)
     }
 
-    pub async fn take(
+    async fn take(
         &self,
         mailbox: &str,
-        seqs: &[u64],
+        seqs: Vec<u64>,
         settings: &DeliverySettings,
     ) -> Result<Vec<(u64, u32)>, StorageError> {
         let mut st = self.lock();
@@ -182,7 +185,7 @@ impl MemoryEngine {
             return Ok(Vec::new());
         };
         let (mut got, mut buried, mut flying) = (Vec::new(), Vec::new(), Vec::new());
-        for &seq in seqs {
+        for seq in seqs {
             let ready = mb
                 .dm
                 .get(&seq)
@@ -208,7 +211,7 @@ impl MemoryEngine {
         Ok(got)
     }
 
-    pub async fn ack(&self, mailbox: &str, id: &str) -> Result<u32, StorageError> {
+    async fn ack(&self, mailbox: &str, id: &str) -> Result<u32, StorageError> {
         let mut st = self.lock();
         let mb = st
             .mailboxes
@@ -219,7 +222,7 @@ impl MemoryEngine {
         Ok(n)
     }
 
-    pub async fn nack(
+    async fn nack(
         &self,
         mailbox: &str,
         id: &str,
@@ -264,7 +267,7 @@ impl MemoryEngine {
         })
     }
 
-    pub async fn retry_due(
+    async fn retry_due(
         &self,
         limit: usize,
         settings: &DeliverySettings,
@@ -302,21 +305,21 @@ impl MemoryEngine {
     }
 
     /// Nothing to rebuild: the memory engine's schedule is updated in the same step as the state.
-    pub async fn retry_reconcile(&self) -> Result<usize, StorageError> {
+    async fn retry_reconcile(&self) -> Result<usize, StorageError> {
         Ok(0)
     }
 
-    pub async fn retract(
+    async fn retract(
         &self,
         mailbox: &str,
-        stored: &[(String, u64)],
+        stored: Vec<(String, u64)>,
     ) -> Result<u64, StorageError> {
         let mut st = self.lock();
         let Some(mb) = st.mailboxes.get_mut(mailbox) else {
             return Ok(0);
         };
         let mut n = 0;
-        for (id, seq) in stored {
+        for (id, seq) in &stored {
             if mb.ids.get(id) == Some(seq) {
                 mb.forget(*seq);
                 mb.ids.remove(id);
@@ -325,8 +328,11 @@ impl MemoryEngine {
         }
         Ok(n)
     }
+}
 
-    pub async fn dlq_list(&self, q: &DeadQuery) -> Result<DeadPage, StorageError> {
+#[async_trait]
+impl DeadLetters for MemoryEngine {
+    async fn dlq_list(&self, q: DeadQuery) -> Result<DeadPage, StorageError> {
         let st = self.lock();
         let limit = q.limit.clamp(1, MAX_DEAD_PAGE);
         let mut page = DeadPage::default();
@@ -355,16 +361,16 @@ impl MemoryEngine {
         Ok(page)
     }
 
-    pub async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
+    async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
         let st = self.lock();
         st.dlq.get(id).map(|s| decode_dead(s)).transpose()
     }
 
-    pub async fn dlq_delete(&self, id: &str) -> Result<bool, StorageError> {
+    async fn dlq_delete(&self, id: &str) -> Result<bool, StorageError> {
         Ok(self.lock().dlq.remove(id).is_some())
     }
 
-    pub async fn dlq_purge(&self, before_ms: i64) -> Result<u64, StorageError> {
+    async fn dlq_purge(&self, before_ms: i64) -> Result<u64, StorageError> {
         let mut st = self.lock();
         let floor = id_floor(before_ms);
         let keep = st.dlq.split_off(&floor);
@@ -372,7 +378,7 @@ impl MemoryEngine {
         Ok(old.len() as u64)
     }
 
-    pub async fn dlq_count(&self) -> Result<u64, StorageError> {
+    async fn dlq_count(&self) -> Result<u64, StorageError> {
         Ok(self.lock().dlq.len() as u64)
     }
 }

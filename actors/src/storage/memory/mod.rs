@@ -1,6 +1,6 @@
 //! The in-memory engine: zero-dependency mode. Same behaviour as Redis, nothing kept across
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
-//! Delivery state (receive, acks, retry schedule, dead letters) is in [`delivery`].
+//! Delivery state (receive, acks, retry schedule, dead letters) is in `delivery.rs`.
 
 mod append;
 mod delivery;
@@ -11,9 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use chrono::Utc;
 
 use super::delivery::DeliveryMeta;
+use super::engine::{Mailboxes, Topics};
 use super::{
     record_id, AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
     StoredRecord, Stream, TopicAppend,
@@ -84,12 +86,15 @@ impl MemoryEngine {
         // we have, and refusing every later request would turn one bug into an outage.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    pub async fn ping(&self) -> Result<(), StorageError> {
+#[async_trait]
+impl Mailboxes for MemoryEngine {
+    async fn ping(&self) -> Result<(), StorageError> {
         Ok(())
     }
 
-    pub async fn append(
+    async fn append(
         &self,
         mailbox: &str,
         records: Vec<NewRecord>,
@@ -99,7 +104,7 @@ impl MemoryEngine {
         guard.append_mailbox(mailbox, records, default_max_len)
     }
 
-    pub async fn append_many(
+    async fn append_many(
         &self,
         items: Vec<(String, Vec<NewRecord>)>,
         default_max_len: u64,
@@ -119,7 +124,7 @@ impl MemoryEngine {
             .collect())
     }
 
-    pub async fn range(
+    async fn range(
         &self,
         stream: &Stream,
         after: u64,
@@ -149,7 +154,7 @@ impl MemoryEngine {
             .collect())
     }
 
-    pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
+    async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
         let st = self.lock();
         Ok(st
             .mailboxes
@@ -158,7 +163,7 @@ impl MemoryEngine {
             .unwrap_or_default())
     }
 
-    pub async fn mark_read(
+    async fn mark_read(
         &self,
         mailbox: &str,
         reader: &str,
@@ -192,7 +197,7 @@ impl MemoryEngine {
         Ok(mb.unread(reader))
     }
 
-    pub async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
+    async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
         let st = self.lock();
         Ok(st
             .mailboxes
@@ -208,20 +213,16 @@ impl MemoryEngine {
             .unwrap_or_default())
     }
 
-    pub async fn configure(
-        &self,
-        mailbox: &str,
-        config: &MailboxConfig,
-    ) -> Result<bool, StorageError> {
+    async fn configure(&self, mailbox: &str, config: MailboxConfig) -> Result<bool, StorageError> {
         let mut st = self.lock();
         let mb = st.mailboxes.entry(mailbox.to_owned()).or_default();
         let created = mb.created_at.is_none();
         mb.created_at.get_or_insert_with(Utc::now);
-        mb.config = config.clone();
+        mb.config = config;
         Ok(created)
     }
 
-    pub async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
+    async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
         let mut st = self.lock();
         st.mailboxes
             .entry(mailbox.to_owned())
@@ -231,7 +232,7 @@ impl MemoryEngine {
         Ok(())
     }
 
-    pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
+    async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
         let mut st = self.lock();
         st.idempotency.retain(|(m, _), _| m != mailbox);
         let Some(mb) = st.mailboxes.get_mut(mailbox) else {
@@ -246,7 +247,7 @@ impl MemoryEngine {
         Ok(existed)
     }
 
-    pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
+    async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
         let st = self.lock();
         let mut names: Vec<String> = st
             .mailboxes
@@ -257,8 +258,11 @@ impl MemoryEngine {
         names.sort();
         Ok(names)
     }
+}
 
-    pub async fn append_topic(
+#[async_trait]
+impl Topics for MemoryEngine {
+    async fn append_topic(
         &self,
         topic: &str,
         records: Vec<NewRecord>,
@@ -284,7 +288,7 @@ impl MemoryEngine {
         .map(|done| done.outcome)
     }
 
-    pub async fn trim_topic(
+    async fn trim_topic(
         &self,
         topic: &str,
         max_len: Option<u64>,
@@ -297,10 +301,10 @@ impl MemoryEngine {
             .map_or(0, |tp| trim_stream(tp, max_len, older_than_ms)))
     }
 
-    pub async fn configure_topic(
+    async fn configure_topic(
         &self,
         topic: &str,
-        config: &TopicConfig,
+        config: TopicConfig,
     ) -> Result<bool, StorageError> {
         let mut st = self.lock();
         let created = !st.topics.contains_key(topic);
@@ -315,19 +319,19 @@ impl MemoryEngine {
         Ok(created)
     }
 
-    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+    async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
         let st = self.lock();
         Ok(st.topics.get(topic).map(|tp| topic_stats(topic, tp)))
     }
 
-    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+    async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
         let mut st = self.lock();
         let scope = format!("topic:{topic}");
         st.idempotency.retain(|(s, _), _| *s != scope);
         Ok(st.topics.remove(topic).is_some())
     }
 
-    pub async fn list_topics(
+    async fn list_topics(
         &self,
         prefix: &str,
         after: Option<&str>,
@@ -349,9 +353,9 @@ impl MemoryEngine {
             .collect())
     }
 
-    pub async fn add_subscription(
+    async fn add_subscription(
         &self,
-        sub: &Subscription,
+        sub: Subscription,
     ) -> Result<(Subscription, bool), StorageError> {
         let mut st = self.lock();
         if let Some(existing) = st
@@ -363,13 +367,10 @@ impl MemoryEngine {
         }
         st.subscriptions.insert(sub.id.clone(), sub.clone());
         st.subscriptions_version += 1;
-        Ok((sub.clone(), true))
+        Ok((sub, true))
     }
 
-    pub async fn remove_subscription(
-        &self,
-        id: &str,
-    ) -> Result<Option<Subscription>, StorageError> {
+    async fn remove_subscription(&self, id: &str) -> Result<Option<Subscription>, StorageError> {
         let mut st = self.lock();
         let removed = st.subscriptions.remove(id);
         if removed.is_some() {
@@ -378,11 +379,11 @@ impl MemoryEngine {
         Ok(removed)
     }
 
-    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
         Ok(self.lock().subscriptions.values().cloned().collect())
     }
 
-    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+    async fn subscriptions_version(&self) -> Result<u64, StorageError> {
         Ok(self.lock().subscriptions_version)
     }
 }

@@ -160,10 +160,10 @@ impl RedisEngine {
         script.outcome
     }
 
-    /// Appends to many mailboxes in one round trip (a pipeline of append scripts) and records
-    /// their agents as known. Each mailbox's append is atomic on its own and records delivery
-    /// state exactly like [`Self::append`]; answers one result per item, in order.
-    pub async fn append_many(
+    /// `append_many`: appends to many mailboxes in one round trip (a pipeline of append
+    /// scripts) and records their agents as known. Each mailbox's append is atomic on its own
+    /// and records delivery state exactly like `append`; answers one result per item, in order.
+    pub(super) async fn append_pipelined(
         &self,
         items: Vec<(String, Vec<NewRecord>)>,
         default_max_len: u64,

@@ -4,6 +4,7 @@
 //! an early one only makes the scheduler look and move it), and dead letters are copied from
 //! the mailbox's outbox into the queue under a deterministic id before the outbox entry goes.
 
+use async_trait::async_trait;
 use chrono::Utc;
 use deadpool_redis::Connection;
 use redis::{ScriptInvocation, Value};
@@ -12,6 +13,7 @@ use super::{as_string, as_u64, corrupt, RedisEngine};
 use crate::storage::delivery::{
     count_dead, Buried, DeadReason, DeliverySettings, DueReport, Handed, NackOutcome,
 };
+use crate::storage::engine::{Delivery, Mailboxes};
 use crate::storage::StorageError;
 
 /// Schedule entries fetched per round trip by the reconciliation.
@@ -171,7 +173,30 @@ impl RedisEngine {
         Ok(())
     }
 
-    pub async fn receive(
+    /// The `settle` op for one entry: the next due time, whether it became receivable, and
+    /// the dead letters it made.
+    async fn settle(
+        &self,
+        c: &mut Connection,
+        mailbox: &str,
+        seq: u64,
+        now: i64,
+        settings: &DeliverySettings,
+    ) -> Result<(Option<i64>, bool, Vec<Buried>), StorageError> {
+        let mut inv = self.delivery_call(mailbox, "settle", now, settings);
+        inv.arg(seq);
+        let (r, buried) = self.run_delivery(c, &inv).await?;
+        let Value::Array(parts) = &r else {
+            return Err(corrupt("settle"));
+        };
+        let ready = parts.first().and_then(as_string).as_deref() == Some("ready");
+        Ok((parts.get(1).and_then(as_i64), ready, buried))
+    }
+}
+
+#[async_trait]
+impl Delivery for RedisEngine {
+    async fn receive(
         &self,
         mailbox: &str,
         max: usize,
@@ -188,15 +213,15 @@ impl RedisEngine {
         Ok(handed)
     }
 
-    pub async fn take(
+    async fn take(
         &self,
         mailbox: &str,
-        seqs: &[u64],
+        seqs: Vec<u64>,
         settings: &DeliverySettings,
     ) -> Result<Vec<(u64, u32)>, StorageError> {
         let mut inv = self.delivery_call(mailbox, "take", Utc::now().timestamp_millis(), settings);
         for s in seqs {
-            inv.arg(*s);
+            inv.arg(s);
         }
         let mut c = self.conn().await?;
         let (r, buried) = self.run_delivery(&mut c, &inv).await?;
@@ -206,7 +231,7 @@ impl RedisEngine {
         Ok(handed.into_iter().map(|h| (h.seq, h.attempt)).collect())
     }
 
-    pub async fn ack(&self, mailbox: &str, id: &str) -> Result<u32, StorageError> {
+    async fn ack(&self, mailbox: &str, id: &str) -> Result<u32, StorageError> {
         let settings = DeliverySettings::default();
         let mut inv = self.delivery_call(mailbox, "ack", Utc::now().timestamp_millis(), &settings);
         inv.arg(id);
@@ -223,7 +248,7 @@ impl RedisEngine {
         Ok(attempt)
     }
 
-    pub async fn nack(
+    async fn nack(
         &self,
         mailbox: &str,
         id: &str,
@@ -264,7 +289,7 @@ impl RedisEngine {
         Ok(outcome)
     }
 
-    pub async fn retry_due(
+    async fn retry_due(
         &self,
         limit: usize,
         settings: &DeliverySettings,
@@ -320,27 +345,7 @@ impl RedisEngine {
         Ok(report)
     }
 
-    /// The `settle` op for one entry: the next due time, whether it became receivable, and
-    /// the dead letters it made.
-    async fn settle(
-        &self,
-        c: &mut Connection,
-        mailbox: &str,
-        seq: u64,
-        now: i64,
-        settings: &DeliverySettings,
-    ) -> Result<(Option<i64>, bool, Vec<Buried>), StorageError> {
-        let mut inv = self.delivery_call(mailbox, "settle", now, settings);
-        inv.arg(seq);
-        let (r, buried) = self.run_delivery(c, &inv).await?;
-        let Value::Array(parts) = &r else {
-            return Err(corrupt("settle"));
-        };
-        let ready = parts.first().and_then(as_string).as_deref() == Some("ready");
-        Ok((parts.get(1).and_then(as_i64), ready, buried))
-    }
-
-    pub async fn retry_reconcile(&self) -> Result<usize, StorageError> {
+    async fn retry_reconcile(&self) -> Result<usize, StorageError> {
         let agents = self.known_agents().await?;
         let mut c = self.conn().await?;
         let mut scheduled = 0;
@@ -397,16 +402,16 @@ impl RedisEngine {
         Ok(scheduled)
     }
 
-    pub async fn retract(
+    async fn retract(
         &self,
         mailbox: &str,
-        stored: &[(String, u64)],
+        stored: Vec<(String, u64)>,
     ) -> Result<u64, StorageError> {
         let settings = DeliverySettings::default();
         let mut inv =
             self.delivery_call(mailbox, "retract", Utc::now().timestamp_millis(), &settings);
         for (id, seq) in stored {
-            inv.arg(id).arg(*seq);
+            inv.arg(id).arg(seq);
         }
         let mut c = self.conn().await?;
         let (r, _) = self.run_delivery(&mut c, &inv).await?;

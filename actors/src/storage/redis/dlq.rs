@@ -3,10 +3,13 @@
 //! Writes put the body first and indexes after; deletes the reverse. A listing skips an index
 //! entry whose body is gone.
 
+use async_trait::async_trait;
+
 use super::{corrupt, RedisEngine};
 use crate::storage::delivery::{
     decode_dead, id_floor, DeadPage, DeadQuery, MAX_DEAD_PAGE, MAX_DEAD_SCAN,
 };
+use crate::storage::engine::DeadLetters;
 use crate::storage::{DeadLetter, StorageError};
 
 /// Dead letters removed per round trip by a purge.
@@ -17,7 +20,30 @@ impl RedisEngine {
         self.global(&format!("dlq:dl:{id}"))
     }
 
-    pub async fn dlq_list(&self, q: &DeadQuery) -> Result<DeadPage, StorageError> {
+    /// Drops the index entries, then the body.
+    async fn dlq_remove(
+        &self,
+        c: &mut deadpool_redis::Connection,
+        id: &str,
+        mailbox: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let mut p = redis::pipe();
+        p.cmd("ZREM").arg(self.global("dlq:ids")).arg(id).ignore();
+        if let Some(m) = mailbox {
+            p.cmd("ZREM")
+                .arg(self.global(&format!("dlq:by:{m}")))
+                .arg(id)
+                .ignore();
+        }
+        p.cmd("DEL").arg(self.dlq_body(id)).ignore();
+        let () = self.timed(p.query_async(c)).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetters for RedisEngine {
+    async fn dlq_list(&self, q: DeadQuery) -> Result<DeadPage, StorageError> {
         let index = match &q.mailbox {
             Some(m) => self.global(&format!("dlq:by:{m}")),
             None => self.global("dlq:ids"),
@@ -74,7 +100,7 @@ impl RedisEngine {
         }
     }
 
-    pub async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
+    async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
         let mut c = self.conn().await?;
         let body: Option<Vec<u8>> = self
             .timed(redis::cmd("GET").arg(self.dlq_body(id)).query_async(&mut c))
@@ -82,27 +108,7 @@ impl RedisEngine {
         body.map(|b| decode_dead(&b)).transpose()
     }
 
-    /// Drops the index entries, then the body.
-    async fn dlq_remove(
-        &self,
-        c: &mut deadpool_redis::Connection,
-        id: &str,
-        mailbox: Option<&str>,
-    ) -> Result<(), StorageError> {
-        let mut p = redis::pipe();
-        p.cmd("ZREM").arg(self.global("dlq:ids")).arg(id).ignore();
-        if let Some(m) = mailbox {
-            p.cmd("ZREM")
-                .arg(self.global(&format!("dlq:by:{m}")))
-                .arg(id)
-                .ignore();
-        }
-        p.cmd("DEL").arg(self.dlq_body(id)).ignore();
-        let () = self.timed(p.query_async(c)).await?;
-        Ok(())
-    }
-
-    pub async fn dlq_delete(&self, id: &str) -> Result<bool, StorageError> {
+    async fn dlq_delete(&self, id: &str) -> Result<bool, StorageError> {
         let Some(d) = self.dlq_get(id).await? else {
             return Ok(false);
         };
@@ -111,7 +117,7 @@ impl RedisEngine {
         Ok(true)
     }
 
-    pub async fn dlq_purge(&self, before_ms: i64) -> Result<u64, StorageError> {
+    async fn dlq_purge(&self, before_ms: i64) -> Result<u64, StorageError> {
         let floor = format!("({}", id_floor(before_ms));
         let mut c = self.conn().await?;
         let mut n = 0;
@@ -152,7 +158,7 @@ impl RedisEngine {
         }
     }
 
-    pub async fn dlq_count(&self) -> Result<u64, StorageError> {
+    async fn dlq_count(&self) -> Result<u64, StorageError> {
         let mut c = self.conn().await?;
         let n: Option<u64> = self
             .timed(

@@ -28,7 +28,7 @@
 //! Topic histories keep no delivery state: the append script is told so and never touches their
 //! `ready`/`dm`/… keys.
 //!
-//! Global keys, written in a separate step that is safe to repeat (see [`delivery`]):
+//! Global keys, written in a separate step that is safe to repeat (see `delivery.rs`):
 //! - `P:retry`           zset: `<mailbox>\n<seq>` by due time (ms); never later than the truth
 //! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
 //! - `P:dlq:dl:<id>`     string: JSON header line, then the record
@@ -40,10 +40,12 @@ mod topics;
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{Script, Value};
 
+use super::engine::Mailboxes;
 use super::{
     AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError, StoredRecord, Stream,
 };
@@ -164,13 +166,32 @@ impl RedisEngine {
         }
     }
 
-    pub async fn ping(&self) -> Result<(), StorageError> {
+    async fn add_agent(
+        &self,
+        c: &mut deadpool_redis::Connection,
+        mailbox: &str,
+    ) -> Result<(), StorageError> {
+        let _: i64 = self
+            .timed(
+                redis::cmd("SADD")
+                    .arg(format!("{}:agents", self.prefix))
+                    .arg(mailbox)
+                    .query_async(c),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Mailboxes for RedisEngine {
+    async fn ping(&self) -> Result<(), StorageError> {
         let mut c = self.conn().await?;
         let _: String = self.timed(redis::cmd("PING").query_async(&mut c)).await?;
         Ok(())
     }
 
-    pub async fn append(
+    async fn append(
         &self,
         mailbox: &str,
         records: Vec<NewRecord>,
@@ -185,7 +206,15 @@ impl RedisEngine {
         .await
     }
 
-    pub async fn range(
+    async fn append_many(
+        &self,
+        items: Vec<(String, Vec<NewRecord>)>,
+        default_max_len: u64,
+    ) -> Result<Vec<Result<AppendOutcome, StorageError>>, StorageError> {
+        self.append_pipelined(items, default_max_len).await
+    }
+
+    async fn range(
         &self,
         stream: &Stream,
         after: u64,
@@ -217,7 +246,7 @@ impl RedisEngine {
             .collect())
     }
 
-    pub async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
+    async fn read_state(&self, mailbox: &str, reader: &str) -> Result<ReadState, StorageError> {
         let mut c = self.conn().await?;
         let (upto, marked): (Option<u64>, Vec<u64>) = self
             .timed(
@@ -236,7 +265,7 @@ impl RedisEngine {
         })
     }
 
-    pub async fn mark_read(
+    async fn mark_read(
         &self,
         mailbox: &str,
         reader: &str,
@@ -270,7 +299,7 @@ impl RedisEngine {
         }
     }
 
-    pub async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
+    async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
         let mut inv = self.scripts.stats.key(self.key(mailbox, "meta"));
         inv.key(self.key(mailbox, "msgs"))
             .key(self.key(mailbox, "upto"))
@@ -300,11 +329,7 @@ impl RedisEngine {
         })
     }
 
-    pub async fn configure(
-        &self,
-        mailbox: &str,
-        config: &MailboxConfig,
-    ) -> Result<bool, StorageError> {
+    async fn configure(&self, mailbox: &str, config: MailboxConfig) -> Result<bool, StorageError> {
         let meta = self.key(mailbox, "meta");
         let overflow = match config.overflow {
             Overflow::Reject => "reject",
@@ -317,23 +342,7 @@ impl RedisEngine {
         Ok(created)
     }
 
-    async fn add_agent(
-        &self,
-        c: &mut deadpool_redis::Connection,
-        mailbox: &str,
-    ) -> Result<(), StorageError> {
-        let _: i64 = self
-            .timed(
-                redis::cmd("SADD")
-                    .arg(format!("{}:agents", self.prefix))
-                    .arg(mailbox)
-                    .query_async(c),
-            )
-            .await?;
-        Ok(())
-    }
-
-    pub async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
+    async fn touch(&self, mailbox: &str) -> Result<(), StorageError> {
         let mut c = self.conn().await?;
         let _: i64 = self
             .timed(
@@ -347,7 +356,7 @@ impl RedisEngine {
         self.add_agent(&mut c, mailbox).await
     }
 
-    pub async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
+    async fn delete(&self, mailbox: &str) -> Result<bool, StorageError> {
         let mut c = self.conn().await?;
         let readers: Vec<String> = self
             .timed(
@@ -387,7 +396,7 @@ impl RedisEngine {
         Ok(n > 0)
     }
 
-    pub async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
+    async fn known_agents(&self) -> Result<Vec<String>, StorageError> {
         let mut c = self.conn().await?;
         let mut names: Vec<String> = self
             .timed(

@@ -1,10 +1,12 @@
 //! Topic histories, the topic list and durable subscriptions on Redis (layout: see the parent).
 
+use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
 use redis::Value;
 
 use super::{as_u64, corrupt, RedisEngine};
 use crate::model::{is_under, Subscription, TopicConfig, TopicStats};
+use crate::storage::engine::Topics;
 use crate::storage::{AppendOutcome, NewRecord, StorageError, Stream, TopicAppend};
 
 /// Most records one trim call removes (the next periodic pass goes on).
@@ -19,85 +21,6 @@ impl RedisEngine {
 
     fn subs_key(&self, part: &str) -> String {
         format!("{}:{{subs}}:{part}", self.prefix)
-    }
-
-    pub async fn append_topic(
-        &self,
-        topic: &str,
-        records: Vec<NewRecord>,
-        opts: TopicAppend,
-    ) -> Result<AppendOutcome, StorageError> {
-        if opts.create {
-            // Listed first, so a topic with messages is always listed; listing an empty topic
-            // for a moment (if the append then fails) is harmless.
-            let mut c = self.conn().await?;
-            let _: i64 = self
-                .timed(
-                    redis::cmd("ZADD")
-                        .arg(self.topics_key())
-                        .arg("NX")
-                        .arg(0)
-                        .arg(topic)
-                        .query_async(&mut c),
-                )
-                .await?;
-        }
-        self.append_stream(
-            &Stream::Topic(topic.to_owned()),
-            records,
-            opts.default_max_len,
-            Some(!opts.create),
-        )
-        .await
-    }
-
-    pub async fn trim_topic(
-        &self,
-        topic: &str,
-        max_len: Option<u64>,
-        older_than_ms: Option<i64>,
-    ) -> Result<u64, StorageError> {
-        let stream = Stream::Topic(topic.to_owned());
-        let mut inv = self.scripts.trim.key(self.stream_key(&stream, "msgs"));
-        inv.key(self.stream_key(&stream, "ids"))
-            .arg(max_len.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)))
-            .arg(older_than_ms.unwrap_or(-1))
-            .arg(TRIM_BUDGET);
-        let mut c = self.conn().await?;
-        let removed: u64 = self.timed(inv.invoke_async(&mut c)).await?;
-        Ok(removed)
-    }
-
-    pub async fn configure_topic(
-        &self,
-        topic: &str,
-        config: &TopicConfig,
-    ) -> Result<bool, StorageError> {
-        let meta = self.stream_key(&Stream::Topic(topic.to_owned()), "meta");
-        let p = super::settings_pipe(
-            &meta,
-            "drop_oldest",
-            config.retention_max_len,
-            config.retention_seconds,
-        );
-        let mut c = self.conn().await?;
-        let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
-        let _: i64 = self
-            .timed(
-                redis::cmd("ZADD")
-                    .arg(self.topics_key())
-                    .arg("NX")
-                    .arg(0)
-                    .arg(topic)
-                    .query_async(&mut c),
-            )
-            .await?;
-        if config.retention_max_len.is_some() {
-            // A lower limit applies now, not at the next publish.
-            self.trim_topic(topic, config.retention_max_len, None)
-                .await?;
-        }
-        Ok(created)
     }
 
     /// Stats of several topics in one round trip; topics without metadata are left out.
@@ -143,12 +66,94 @@ impl RedisEngine {
         }
         Ok(out)
     }
+}
 
-    pub async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
+#[async_trait]
+impl Topics for RedisEngine {
+    async fn append_topic(
+        &self,
+        topic: &str,
+        records: Vec<NewRecord>,
+        opts: TopicAppend,
+    ) -> Result<AppendOutcome, StorageError> {
+        if opts.create {
+            // Listed first, so a topic with messages is always listed; listing an empty topic
+            // for a moment (if the append then fails) is harmless.
+            let mut c = self.conn().await?;
+            let _: i64 = self
+                .timed(
+                    redis::cmd("ZADD")
+                        .arg(self.topics_key())
+                        .arg("NX")
+                        .arg(0)
+                        .arg(topic)
+                        .query_async(&mut c),
+                )
+                .await?;
+        }
+        self.append_stream(
+            &Stream::Topic(topic.to_owned()),
+            records,
+            opts.default_max_len,
+            Some(!opts.create),
+        )
+        .await
+    }
+
+    async fn trim_topic(
+        &self,
+        topic: &str,
+        max_len: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> Result<u64, StorageError> {
+        let stream = Stream::Topic(topic.to_owned());
+        let mut inv = self.scripts.trim.key(self.stream_key(&stream, "msgs"));
+        inv.key(self.stream_key(&stream, "ids"))
+            .arg(max_len.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)))
+            .arg(older_than_ms.unwrap_or(-1))
+            .arg(TRIM_BUDGET);
+        let mut c = self.conn().await?;
+        let removed: u64 = self.timed(inv.invoke_async(&mut c)).await?;
+        Ok(removed)
+    }
+
+    async fn configure_topic(
+        &self,
+        topic: &str,
+        config: TopicConfig,
+    ) -> Result<bool, StorageError> {
+        let meta = self.stream_key(&Stream::Topic(topic.to_owned()), "meta");
+        let p = super::settings_pipe(
+            &meta,
+            "drop_oldest",
+            config.retention_max_len,
+            config.retention_seconds,
+        );
+        let mut c = self.conn().await?;
+        let (created,): (bool,) = self.timed(p.query_async(&mut c)).await?;
+        let _: i64 = self
+            .timed(
+                redis::cmd("ZADD")
+                    .arg(self.topics_key())
+                    .arg("NX")
+                    .arg(0)
+                    .arg(topic)
+                    .query_async(&mut c),
+            )
+            .await?;
+        if config.retention_max_len.is_some() {
+            // A lower limit applies now, not at the next publish.
+            self.trim_topic(topic, config.retention_max_len, None)
+                .await?;
+        }
+        Ok(created)
+    }
+
+    async fn topic_stats(&self, topic: &str) -> Result<Option<TopicStats>, StorageError> {
         Ok(self.stats_of(&[topic.to_owned()]).await?.pop())
     }
 
-    pub async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
+    async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
         let stream = Stream::Topic(topic.to_owned());
         let mut del = redis::cmd("DEL");
         for part in ["meta", "msgs", "ids"] {
@@ -167,7 +172,7 @@ impl RedisEngine {
         Ok(n > 0 || listed > 0)
     }
 
-    pub async fn list_topics(
+    async fn list_topics(
         &self,
         prefix: &str,
         after: Option<&str>,
@@ -218,11 +223,11 @@ impl RedisEngine {
         Ok(out)
     }
 
-    pub async fn add_subscription(
+    async fn add_subscription(
         &self,
-        sub: &Subscription,
+        sub: Subscription,
     ) -> Result<(Subscription, bool), StorageError> {
-        let json = serde_json::to_string(sub).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+        let json = serde_json::to_string(&sub).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let mut inv = self.scripts.sub_add.key(self.subs_key("all"));
         inv.key(self.subs_key("index"))
             .key(self.subs_key("version"))
@@ -236,10 +241,7 @@ impl RedisEngine {
         Ok((stored, created == 1))
     }
 
-    pub async fn remove_subscription(
-        &self,
-        id: &str,
-    ) -> Result<Option<Subscription>, StorageError> {
+    async fn remove_subscription(&self, id: &str) -> Result<Option<Subscription>, StorageError> {
         let mut inv = self.scripts.sub_remove.key(self.subs_key("all"));
         inv.key(self.subs_key("index"))
             .key(self.subs_key("version"))
@@ -250,7 +252,7 @@ impl RedisEngine {
             .transpose()
     }
 
-    pub async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, StorageError> {
         let mut c = self.conn().await?;
         let all: Vec<(String, String)> = self
             .timed(
@@ -272,7 +274,7 @@ impl RedisEngine {
         Ok(subs)
     }
 
-    pub async fn subscriptions_version(&self) -> Result<u64, StorageError> {
+    async fn subscriptions_version(&self) -> Result<u64, StorageError> {
         let mut c = self.conn().await?;
         let v: Option<u64> = self
             .timed(

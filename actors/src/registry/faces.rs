@@ -1,0 +1,37 @@
+//! What faces need from the engine beyond sending and reading streams: readiness, the storage
+//! kind, recording an agent as known, a reader's read state. Faces call these instead of
+//! reaching for the storage handle, so storage stays behind the engine's handles.
+
+use crate::error::Error;
+use crate::mailbox::MailboxHandle;
+use crate::model::ReadState;
+use crate::registry::RegistryHandle;
+use crate::storage::StorageError;
+
+impl RegistryHandle {
+    /// Does storage answer? (Readiness probes; the error says why not.)
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.storage.ping().await
+    }
+
+    /// `memory` or `redis`.
+    pub fn storage_kind(&self) -> &'static str {
+        self.storage.engine_kind()
+    }
+
+    /// Records `agent` as known, so broadcasts reach its mailbox.
+    pub async fn touch_agent(&self, agent: &str) -> Result<(), Error> {
+        Ok(self.storage.touch(agent).await?)
+    }
+}
+
+impl MailboxHandle {
+    /// What `reader` has marked read in this mailbox.
+    pub async fn read_state(&self, reader: &str) -> Result<ReadState, Error> {
+        Ok(self
+            .registry
+            .storage()
+            .read_state(self.name(), reader)
+            .await?)
+    }
+}

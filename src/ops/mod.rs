@@ -1,0 +1,174 @@
+//! `ops`: the face-neutral operations of the broker. Every face (REST in [`crate::http`], the
+//! WebSocket session in [`crate::ws`], the MCP tools, the CLI through the client) is a thin
+//! adapter: parse its wire into the argument structs here, call one [`Ops`] method, render the
+//! typed result or the one error type ([`ApiError`]).
+//!
+//! Why one layer: validation (SPEC sections 2 and 3, answered as `validation_failed` with
+//! `details.field`), permission checks (Casbin) and rate limits are written once, so every face
+//! refuses the same input with the same code and field, and a new face copies nothing.
+//!
+//! Arguments take values as a wire gives them (`Option<String>` for a query parameter that may
+//! be a number or a word, `Option<i64>` for counts that may be out of range) and are checked
+//! here. Results are `Serialize` structs whose JSON is exactly the REST body, so every face
+//! renders the same object.
+//!
+//! Data flows one way: face → ops → dispatch / registry → the stream writers → storage actor →
+//! Redis.
+
+mod args;
+pub mod dead_letters;
+pub mod delivery;
+pub mod live;
+pub mod mailboxes;
+pub mod send;
+pub mod subscriptions;
+pub mod topics;
+
+use std::sync::Arc;
+
+use mailbox_actors::dead_letter::DeadLetterHandle;
+use mailbox_actors::dispatch::Dispatcher;
+use mailbox_actors::model::{check_mailbox_name, check_topic_name, MessageLimits};
+use mailbox_actors::permission::PermissionHandle;
+use mailbox_actors::registry::RegistryHandle;
+use serde::Serialize;
+
+pub use dead_letters::{DeadLetterFilter, ListDeadLettersArgs, PurgeArgs, RequeueMatchingArgs};
+pub use delivery::{Acked, NackArgs, NackResult, ReceiveArgs, Received, MAX_REASON};
+pub use live::{MailboxStart, TopicStart, WatchTarget};
+pub use mailboxes::{
+    BrowseArgs, BrowsePage, ConfigureMailboxArgs, MailboxConfigured, MailboxInfo, MarkReadArgs,
+    Unread, MAX_WAIT_SECONDS,
+};
+pub use send::{BatchArgs, BatchReceipt, SendArgs, BODY_OVERHEAD};
+pub use subscriptions::{ListSubscriptionsArgs, Subscribed, SubscriptionList};
+pub use topics::{
+    ConfigureTopicArgs, ListTopicsArgs, TopicConfigured, TopicInfo, TopicList, TopicPage,
+};
+
+use crate::auth::Agent;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::ratelimit::RateLimiter;
+
+/// The operations, over cloneable engine handles. Cloning is shallow: handles are addresses and
+/// the rate limiter is shared, so every clone counts against the same buckets.
+#[derive(Clone)]
+pub struct Ops {
+    /// Finds mailboxes and topics (reads, consumption, live subscriptions).
+    registry: RegistryHandle,
+    /// The send path: which streams a message goes to.
+    dispatch: Dispatcher,
+    /// The dead-letter queue's actor.
+    dead_letters: DeadLetterHandle,
+    /// Casbin, read under a lock by the caller's task.
+    permissions: PermissionHandle,
+    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
+    rate: Arc<RateLimiter>,
+    /// Message rules derived from `[limits]`.
+    message_limits: MessageLimits,
+    /// `[limits]` as configured (mailbox length cap, rate figures for error messages).
+    limits: Arc<Limits>,
+}
+
+/// What `GET /health/ready` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// Storage answered a ping.
+    #[serde(skip)]
+    pub ready: bool,
+    /// `memory` or `redis`.
+    pub storage: &'static str,
+    /// Why storage is not ready.
+    #[serde(skip)]
+    pub reason: Option<String>,
+}
+
+impl Ops {
+    pub fn new(
+        registry: RegistryHandle,
+        dead_letters: DeadLetterHandle,
+        permissions: PermissionHandle,
+        limits: &Limits,
+    ) -> Self {
+        Self {
+            dispatch: Dispatcher::new(registry.clone()),
+            registry,
+            dead_letters,
+            permissions,
+            rate: Arc::new(RateLimiter::new(limits.rate_per_second, limits.rate_burst)),
+            message_limits: MessageLimits {
+                max_message_bytes: limits.max_message_bytes,
+                max_metadata_keys: limits.max_metadata_keys,
+                max_tags: limits.max_tags,
+            },
+            limits: Arc::new(limits.clone()),
+        }
+    }
+
+    /// The engine, for what is not a request/answer operation: a face's live subscriptions
+    /// (WebSocket pushes), session bookkeeping, shutdown.
+    pub fn registry(&self) -> &RegistryHandle {
+        &self.registry
+    }
+
+    /// The message rules, e.g. for a face's body-size cap (`max_message_bytes + BODY_OVERHEAD`).
+    pub fn message_limits(&self) -> &MessageLimits {
+        &self.message_limits
+    }
+
+    /// Fails with `permission_denied` unless policy allows `act` on `obj`.
+    pub fn require(&self, agent: &Agent, obj: &str, act: &str) -> Result<(), ApiError> {
+        if self.allowed(agent, obj, act) {
+            return Ok(());
+        }
+        metrics::counter!("mailbox_permission_denied_total").increment(1);
+        tracing::info!(target: "audit", kind = "permission_denied", agent = %agent.id, obj, act, "permission denied");
+        Err(ApiError::PermissionDenied(format!(
+            "`{}` may not {act} `{obj}`",
+            agent.id
+        )))
+    }
+
+    /// Whether policy allows `act` on `obj` (no audit record: for choosing a path, not refusing).
+    fn allowed(&self, agent: &Agent, obj: &str, act: &str) -> bool {
+        self.permissions.check(&agent.id, &agent.roles, obj, act)
+    }
+
+    /// Checks the mailbox name and the caller's right to `act` on it.
+    pub fn authorize_mailbox(&self, agent: &Agent, name: &str, act: &str) -> Result<(), ApiError> {
+        check_mailbox_name(name)?;
+        self.require(agent, &format!("mailbox:{name}"), act)
+    }
+
+    /// Checks the topic name and the caller's right to `act` on it.
+    fn authorize_topic(&self, agent: &Agent, name: &str, act: &str) -> Result<(), ApiError> {
+        check_topic_name("topic", name)?;
+        self.require(agent, &format!("topic:{name}"), act)
+    }
+
+    /// A session opens (WebSocket, MCP): the agent becomes known, so broadcasts reach it. A
+    /// failure is logged, not refused: the session works without it.
+    pub async fn connect(&self, agent: &Agent) {
+        if let Err(e) = self.registry.touch_agent(&agent.id).await {
+            tracing::debug!(agent = %agent.id, error = %e, "could not record the agent as known");
+        }
+    }
+
+    /// Whether storage answers (readiness probes).
+    pub async fn ready(&self) -> Readiness {
+        let storage = self.registry.storage_kind();
+        match self.registry.ping().await {
+            Ok(()) => Readiness {
+                ready: true,
+                storage,
+                reason: None,
+            },
+            Err(e) => Readiness {
+                ready: false,
+                storage,
+                reason: Some(format!("storage: {e}")),
+            },
+        }
+    }
+}
