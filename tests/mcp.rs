@@ -26,6 +26,17 @@ fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp")
 }
 
+/// Runs an install step; fails the test with its output if it fails.
+fn install(cmd: &mut Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A venv holding `mcp=={sdk}`, made on first use. Serialised so parallel tests do not race
 /// to build the same venv.
 fn python_with_sdk(sdk: &str) -> PathBuf {
@@ -38,20 +49,11 @@ fn python_with_sdk(sdk: &str) -> PathBuf {
         return python;
     }
     let _ = std::fs::remove_dir_all(&dir);
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
+    install(
         Command::new("python3").arg("-m").arg("venv").arg(&dir),
         "python3 -m venv (make test installs python3-venv)",
     );
-    run(
+    install(
         Command::new(&python).args([
             "-m",
             "pip",
@@ -84,16 +86,12 @@ fn ts_sdk_dir() -> PathBuf {
         r#"{"name":"mcp-ts-check","private":true}"#,
     )
     .expect("write package.json");
-    let out = Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-        .arg(&dir)
-        .arg(format!("@modelcontextprotocol/sdk@{TS_SDK}"))
-        .output()
-        .expect("npm (make test installs nodejs and npm)");
-    assert!(
-        out.status.success(),
-        "npm install @modelcontextprotocol/sdk@{TS_SDK} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    install(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&dir)
+            .arg(format!("@modelcontextprotocol/sdk@{TS_SDK}")),
+        "npm install @modelcontextprotocol/sdk (make test installs nodejs and npm)",
     );
     std::fs::write(&marker, TS_SDK).expect("write the SDK marker");
     dir
