@@ -172,6 +172,44 @@ impl Delivery for MemoryEngine {
         Ok(got)
     }
 
+    async fn redeliver(
+        &self,
+        mailbox: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        let mut st = self.lock();
+        let now = now_ms();
+        let deadline = now + settings.ack_timeout_ms();
+        let Some(mb) = st.mailboxes.get_mut(mailbox) else {
+            return Ok(Vec::new());
+        };
+        let again: Vec<u64> = mb
+            .ready
+            .iter()
+            .take(1000)
+            .map(|&(_, seq)| seq)
+            .filter(|seq| mb.attempts(*seq) > 0)
+            .take(max)
+            .collect();
+        let (mut got, mut buried, mut flying) = (Vec::new(), Vec::new(), Vec::new());
+        for seq in again {
+            let (h, b) = mb.hand(seq, now, deadline);
+            if h.is_some() && mb.flight.contains_key(&seq) {
+                flying.push(seq);
+            }
+            got.extend(h);
+            buried.extend(b);
+        }
+        for seq in flying {
+            st.schedule(deadline, mailbox, seq);
+        }
+        for b in buried {
+            st.bury(mailbox, b);
+        }
+        Ok(got)
+    }
+
     async fn take(
         &self,
         mailbox: &str,

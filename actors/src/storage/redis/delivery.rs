@@ -213,6 +213,27 @@ impl Delivery for RedisEngine {
         Ok(handed)
     }
 
+    async fn redeliver(
+        &self,
+        mailbox: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        let mut inv = self.delivery_call(
+            mailbox,
+            "redeliver",
+            Utc::now().timestamp_millis(),
+            settings,
+        );
+        inv.arg(max).arg(1000);
+        let mut c = self.conn().await?;
+        let (r, buried) = self.run_delivery(&mut c, &inv).await?;
+        let (handed, sched) = parse_handed(&r)?;
+        self.schedule_at(&mut c, mailbox, &sched).await;
+        self.flush_buried(&mut c, mailbox, buried).await;
+        Ok(handed)
+    }
+
     async fn take(
         &self,
         mailbox: &str,
