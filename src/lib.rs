@@ -25,6 +25,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod mcp;
 pub mod ops;
 pub mod ratelimit;
 pub mod server;

@@ -37,6 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(delivery::routes)
             .configure(dead_letters::routes),
     )
+    .configure(crate::mcp::routes)
     .configure(health::routes);
 }
 
