@@ -20,6 +20,7 @@
 //! the shutdown future it is given resolves.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;

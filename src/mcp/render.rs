@@ -48,13 +48,20 @@ pub fn error(tool: &str, e: &ApiError) -> Value {
 /// One payload as a single line: strings and JSON values as JSON literals, cut to a bound.
 fn payload_line(m: &Envelope) -> String {
     if m.encoding.as_deref() == Some("base64") {
-        let len = m.payload.as_str().map_or(0, str::len);
+        let len = m.payload.as_string().map_or(0, |s| s.len());
         return format!("(binary {}, {len} base64 characters)", m.content_type);
     }
     if let Some(blob) = &m.blob {
         return format!("(large payload in blob {blob})");
     }
-    let mut line = m.payload.to_string();
+    // The sender's JSON as sent; line breaks can only be spacing between its tokens (inside a
+    // string they are escaped), so folding them keeps it one exact literal on one line.
+    let mut line: String = m
+        .payload
+        .get()
+        .chars()
+        .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+        .collect();
     if line.chars().count() > TEXT_PAYLOAD_CHARS {
         line = line.chars().take(TEXT_PAYLOAD_CHARS).collect();
         line.push_str(" …(cut; the whole payload is in structuredContent)");
@@ -131,7 +138,7 @@ mod tests {
             topic: None,
             to: "mailbox:bob".into(),
             content_type: "text/plain".into(),
-            payload,
+            payload: payload.into(),
             encoding: None,
             metadata: Default::default(),
             tags: vec![],

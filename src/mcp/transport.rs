@@ -11,8 +11,8 @@ use serde_json::{json, Map, Value};
 use super::protocol::{self, Era, Incoming, RoutingHeaders, RpcError};
 use super::{schema, tools};
 use crate::auth::{authenticate, Agent};
+use crate::body::read_body;
 use crate::error::ApiError;
-use crate::http::read_body;
 use crate::ops::BODY_OVERHEAD;
 use crate::server::AppState;
 
