@@ -227,7 +227,14 @@ async fn nack_dead_letters_as_rejected_or_requeues(b: &Broker) {
     let (s, _) = settle(b, "bob", "bob", &a["id"], "nack", json!({})).await;
     assert_eq!(s, 409, "a dead letter cannot be nacked again");
     let (s, v) = settle(b, "bob", "bob", &c["id"], "nack", json!({"requeue": "yes"})).await;
-    assert_eq!((s, v["error"]["code"].as_str()), (400, Some("bad_request")));
+    assert_eq!(
+        (
+            s,
+            v["error"]["code"].as_str(),
+            v["error"]["details"]["field"].as_str()
+        ),
+        (422, Some("validation_failed"), Some("requeue"))
+    );
 
     let dl = dead_letters(b, "reason=rejected").await;
     assert_eq!(dl.len(), 1, "{dl:?}");

@@ -296,6 +296,36 @@ async fn transport_rules_of_both_generations() {
         "{body:?}"
     );
 
+    // A tool argument that breaks a rule is `validation_failed` naming the field, as over REST.
+    for (args, field) in [
+        (
+            json!({"to": "mailbox:bob", "payload": 1, "priority": "super"}),
+            "priority",
+        ),
+        (
+            json!({"to": "mailbox:bob", "payload": 1, "ttl_seconds": -5}),
+            "ttl_seconds",
+        ),
+    ] {
+        let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "send_message", "arguments": args}});
+        let (s, _, body) = raw(
+            &b,
+            &[JSON, ("mcp-protocol-version", "2025-11-25")],
+            &call.to_string(),
+        )
+        .await;
+        let result = &json_of(&body)["result"];
+        let text = result["content"][0]["text"].as_str().unwrap_or_default();
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(result["isError"], true, "{body}");
+        assert!(
+            text.starts_with("Error validation_failed")
+                && text.contains(&format!("\"field\":\"{field}\"")),
+            "{text}"
+        );
+    }
+
     // Unparsable and batch bodies.
     let (s, _, body) = raw(&b, &[JSON], "{not json").await;
     assert_eq!(

@@ -73,13 +73,10 @@ pub fn created_or_ok(created: bool, body: &impl Serialize) -> HttpResponse {
     }
 }
 
-/// Parses a JSON body; anything unparsable is `bad_request` with serde's explanation.
+/// Parses a JSON body: unreadable is `bad_request`, a broken rule `validation_failed` naming
+/// the field ([`crate::ops::parse`] decides which, for every face).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Err(ApiError::BadRequest("a JSON body is required".into()));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    crate::ops::parse::from_slice(body)
 }
 
 /// Parses an optional JSON body: an empty body means the type's defaults.

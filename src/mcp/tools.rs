@@ -51,14 +51,19 @@ pub async fn call(ops: &Ops, agent: &Agent, name: &str, arguments: Value) -> Val
     }
 }
 
-/// Arguments as the tool's struct; anything else is `bad_request` naming the tool.
+/// Arguments as the tool's struct: unreadable is `bad_request` naming the tool, a broken rule
+/// `validation_failed` naming the field.
 fn args<T: DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, ApiError> {
     let arguments = match arguments {
         Value::Null => json!({}),
         v => v,
     };
-    serde_json::from_value(arguments)
-        .map_err(|e| ApiError::BadRequest(format!("invalid arguments for {tool}: {e}")))
+    crate::ops::parse::from_value(arguments).map_err(|e| match e {
+        ApiError::BadRequest(m) => {
+            ApiError::BadRequest(format!("invalid arguments for {tool}: {m}"))
+        }
+        other => other,
+    })
 }
 
 /// An operation's typed result as structured content (its JSON is the REST body).

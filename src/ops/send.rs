@@ -108,8 +108,8 @@ impl Ops {
         }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            let mut req: SendRequest = serde_json::from_str(item.get())
-                .map_err(|e| ApiError::BadRequest(format!("invalid message: {e}")).at_index(i))?;
+            let mut req: SendRequest =
+                super::parse::from_slice(item.get().as_bytes()).map_err(|e| e.at_index(i))?;
             let to = req
                 .validate(&self.message_limits)
                 .map_err(|e| ApiError::from(e).at_index(i))?;

@@ -5,9 +5,16 @@ use mailbox_actors::model::SendRequest;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::ApiError;
+use crate::ops::parse;
+
 /// A client frame, parsed at the edge. Unknown ops and fields are errors, not panics.
+///
+/// On the wire the op is a field (`{"op":"ack",…}`); [`ClientFrame::parse`] reads it as
+/// `{"ack":{…}}` (serde's external tagging) because only that form lets the field path of an
+/// error be tracked into the op's fields (`requeue`, not just "somewhere in the frame").
 #[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     Subscribe {
         #[serde(rename = "ref")]
@@ -66,26 +73,54 @@ impl ClientFrame {
         }
     }
 
-    /// Parses a text frame. On failure answers the `ref` (if one could be read) and why.
-    pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| (None, format!("frame is not JSON: {e}")))?;
+    /// Parses a text frame. On failure answers the `ref` (if one could be read) and the error:
+    /// `bad_request` for what cannot be read, `validation_failed` naming a field whose value
+    /// breaks a rule (the same split as every face, see [`crate::ops::parse`]).
+    pub fn parse(text: &str) -> Result<Self, (Option<String>, ApiError)> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            (
+                None,
+                ApiError::BadRequest(format!("frame is not JSON: {e}")),
+            )
+        })?;
         let reference = value.get("ref").and_then(Value::as_str).map(str::to_owned);
-        if !value.is_object() {
-            return Err((reference, "a frame is one JSON object".into()));
-        }
-        let bad = |e: serde_json::Error| (reference.clone(), format!("bad frame: {e}"));
-        if value.get("op").and_then(Value::as_str) == Some("send") {
+        let Value::Object(mut fields) = value else {
+            return Err((
+                reference,
+                ApiError::BadRequest("a frame is one JSON object".into()),
+            ));
+        };
+        let fail = |e| (reference.clone(), e);
+        let op = match fields.remove("op") {
+            Some(Value::String(op)) => op,
+            _ => {
+                return Err(fail(ApiError::BadRequest(
+                    "a frame needs an `op` string".into(),
+                )))
+            }
+        };
+        if op == "send" {
             // Parsed again from the text, so the payload keeps its exact bytes (a `Value` has
             // already rounded its numbers).
-            let f: SendFrame = serde_json::from_str(text).map_err(bad)?;
+            let f: SendFrame = parse::from_slice(text.as_bytes()).map_err(fail)?;
             return Ok(ClientFrame::Send {
                 reference: f.reference,
                 message: f.message,
                 idempotency_key: f.idempotency_key,
             });
         }
-        serde_json::from_value(value).map_err(bad)
+        let mut tagged = serde_json::Map::new();
+        tagged.insert(op, Value::Object(fields));
+        parse::from_value(Value::Object(tagged)).map_err(|e| match e {
+            // The op's own fields are tracked under its name (`ack.requeue`): name them as
+            // the frame does.
+            ApiError::Engine(mailbox_actors::Error::Invalid { field, message }) => {
+                let inner = field.split_once('.').map_or(field.as_str(), |(_, f)| f);
+                let message = message.replace(&format!("`{field}`"), &format!("`{inner}`"));
+                fail(ApiError::validation(inner, message))
+            }
+            other => fail(other),
+        })
     }
 }
 
@@ -178,6 +213,38 @@ mod tests {
         );
         assert!(ClientFrame::parse("not json").is_err());
         assert!(ClientFrame::parse("[1]").is_err());
+    }
+
+    #[test]
+    fn unreadable_frames_are_bad_requests_and_broken_rules_name_the_field() {
+        let cases = [
+            (r#"{"op":"dance"}"#, "bad_request", None),
+            (r#"{"op":"ping","extra":1}"#, "bad_request", None),
+            (r#"{"ref":"1"}"#, "bad_request", None),
+            (r#"{"op":"subscribe"}"#, "validation_failed", Some("target")),
+            (
+                r#"{"op":"nack","mailbox":"b","id":"x","requeue":"yes"}"#,
+                "validation_failed",
+                Some("requeue"),
+            ),
+            (
+                r#"{"op":"send","message":{"to":"mailbox:b","payload":1,"priority":"super"}}"#,
+                "validation_failed",
+                Some("message.priority"),
+            ),
+            (
+                r#"{"op":"send","message":{"to":"mailbox:b","payload":1,"ttl_seconds":-5}}"#,
+                "validation_failed",
+                Some("message.ttl_seconds"),
+            ),
+        ];
+        for (text, code, field) in cases {
+            let (_, e) = ClientFrame::parse(text).expect_err(text);
+            assert_eq!(e.code(), code, "{text}: {e}");
+            if let Some(f) = field {
+                assert_eq!(e.details()["field"], f, "{text}");
+            }
+        }
     }
 
     #[test]

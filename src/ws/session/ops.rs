@@ -16,8 +16,8 @@ impl WsSession {
     pub(super) fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
-            Err((reference, message)) => {
-                self.error(reference, &ApiError::BadRequest(message), ctx);
+            Err((reference, e)) => {
+                self.error(reference, &e, ctx);
                 return;
             }
         };
