@@ -11,7 +11,9 @@ run: redis-up release
 	@echo "== admin token (valid 24 h):"
 	@./target/release/mailbox token --agent admin --roles admin
 	@echo "== broker on http://127.0.0.1:7700 (Ctrl-C to stop)"
-	MAILBOX__REDIS__URL=redis://127.0.0.1:$(REDIS_PORT) ./target/release/mailbox serve
+	MAILBOX__REDIS__URL=redis://127.0.0.1:$(REDIS_PORT) \
+	MAILBOX__PERMISSIONS__MODEL=config/casbin/model.conf \
+	MAILBOX__PERMISSIONS__POLICY=config/casbin/policy.csv ./target/release/mailbox serve
 
 ## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
 ## Python and TypeScript SDKs). Installs redis-server, python3-venv and npm if missing; the MCP

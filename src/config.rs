@@ -193,12 +193,48 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("redis.cluster_urls"),
         );
-        let cfg: Config = b
+        let mut cfg: Config = b
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(ConfigError::Load)?;
+        if let Some(f) = file {
+            cfg.resolve_paths_against(f)?;
+        }
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// A relative path written in the config file means "beside this file", not "wherever the
+    /// broker happens to be started": so `mailbox serve --config /etc/mailbox/config/x.toml`
+    /// works from any directory, and a config directory can be moved as a whole. A path set by
+    /// a `MAILBOX__…` variable (and not equal to the file's) stays relative to the working
+    /// directory, as a command line path would.
+    fn resolve_paths_against(&mut self, file: &Path) -> Result<(), ConfigError> {
+        let base = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let written = config::Config::builder()
+            .add_source(config::File::from(file).format(config::FileFormat::Toml))
+            .build()
+            .map_err(ConfigError::Load)?;
+        let mut public_key = PathBuf::from(&self.auth.jwt_public_key_file);
+        for (key, slot) in [
+            ("permissions.model", &mut self.permissions.model),
+            ("permissions.policy", &mut self.permissions.policy),
+            ("spool.dir", &mut self.spool.dir),
+            ("auth.jwt_public_key_file", &mut public_key),
+        ] {
+            let from_file = written.get_string(key).ok().map(PathBuf::from);
+            if slot.is_relative()
+                && !slot.as_os_str().is_empty()
+                && from_file.as_ref() == Some(slot)
+            {
+                *slot = base.join(&*slot);
+            }
+        }
+        self.auth.jwt_public_key_file = public_key.display().to_string();
+        Ok(())
     }
 
     /// The compiled-in defaults alone (used by tests and tools).
@@ -334,5 +370,28 @@ mod tests {
             .expect_err("unknown key is refused")
             .to_string();
         assert!(e.contains("bindd"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_in_a_file_mean_beside_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[permissions]\nmodel = \"casbin/model.conf\"\npolicy = \"/abs/policy.csv\"\n\
+             [spool]\ndir = \"spool\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&f)).expect("loads");
+        assert_eq!(c.permissions.model, dir.path().join("casbin/model.conf"));
+        assert_eq!(c.permissions.policy, PathBuf::from("/abs/policy.csv"));
+        assert_eq!(c.spool.dir, dir.path().join("spool"));
+        assert_eq!(c.auth.jwt_public_key_file, "", "unset stays unset");
+        let d = Config::defaults().expect("defaults");
+        assert!(
+            d.permissions.model.as_os_str().is_empty()
+                && d.permissions.policy.as_os_str().is_empty(),
+            "no file given: the compiled-in model and policy"
+        );
     }
 }

@@ -10,12 +10,19 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use actix::prelude::*;
-use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter};
+use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter, StringAdapter};
 
 /// How often the policy files are checked for changes (hot reload within 2 s).
 const POLL_EVERY: Duration = Duration::from_secs(1);
 
-/// Where the model and policy live, and whether to follow edits.
+/// The shipped model and policy (`config/casbin/`), compiled in: an empty path means "the
+/// shipped file", so the binary decides the same way from any directory, or in an image that
+/// carries no `config/` at all.
+pub const SHIPPED_MODEL: &str = include_str!("../../../config/casbin/model.conf");
+pub const SHIPPED_POLICY: &str = include_str!("../../../config/casbin/policy.csv");
+
+/// Where the model and policy live (empty: the shipped copy compiled in), and whether to
+/// follow edits of the files.
 #[derive(Debug, Clone)]
 pub struct PermissionSettings {
     pub model: PathBuf,
@@ -33,14 +40,25 @@ pub struct PolicyError {
 
 async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
     let err = |p: &PathBuf, e: &dyn std::fmt::Display| PolicyError {
-        path: p.display().to_string(),
+        path: if p.as_os_str().is_empty() {
+            "compiled-in".to_owned()
+        } else {
+            p.display().to_string()
+        },
         message: e.to_string(),
     };
-    let model = DefaultModel::from_file(&settings.model)
-        .await
-        .map_err(|e| err(&settings.model, &e))?;
-    let policy =
-        std::fs::read_to_string(&settings.policy).map_err(|e| err(&settings.policy, &e))?;
+    let model = if settings.model.as_os_str().is_empty() {
+        DefaultModel::from_str(SHIPPED_MODEL).await
+    } else {
+        DefaultModel::from_file(&settings.model).await
+    }
+    .map_err(|e| err(&settings.model, &e))?;
+    let shipped_policy = settings.policy.as_os_str().is_empty();
+    let policy = if shipped_policy {
+        SHIPPED_POLICY.to_owned()
+    } else {
+        std::fs::read_to_string(&settings.policy).map_err(|e| err(&settings.policy, &e))?
+    };
     // casbin's file adapter skips lines it cannot split; refuse them instead, so a typo is
     // reported rather than silently dropping a rule.
     for (i, line) in policy.lines().enumerate() {
@@ -64,10 +82,12 @@ async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
             ));
         }
     }
-    let adapter = FileAdapter::new(settings.policy.clone());
-    Enforcer::new(model, adapter)
-        .await
-        .map_err(|e| err(&settings.policy, &e))
+    let enforcer = if shipped_policy {
+        Enforcer::new(model, StringAdapter::new(policy)).await
+    } else {
+        Enforcer::new(model, FileAdapter::new(settings.policy.clone())).await
+    };
+    enforcer.map_err(|e| err(&settings.policy, &e))
 }
 
 /// Most decisions remembered per loaded policy; past it the memo starts over.
@@ -256,9 +276,22 @@ mod tests {
 
     #[actix::test]
     async fn default_policy_decisions() {
-        let p = PermissionHandle::start(settings())
-            .await
-            .expect("shipped policy loads");
+        // The files, and the same files compiled in (empty paths).
+        let compiled = PermissionSettings {
+            model: PathBuf::new(),
+            policy: PathBuf::new(),
+            watch: true,
+        };
+        for settings in [settings(), compiled] {
+            decide_as_shipped(
+                PermissionHandle::start(settings)
+                    .await
+                    .expect("shipped policy loads"),
+            );
+        }
+    }
+
+    fn decide_as_shipped(p: PermissionHandle) {
         let none: Vec<String> = vec![];
         let admin = vec!["admin".to_owned()];
         assert!(p.check("bob", &none, "mailbox:bob", "read"));
