@@ -27,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod mcp;
+pub mod openapi;
 pub mod ops;
 pub mod ratelimit;
 pub mod server;

@@ -18,6 +18,8 @@ use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
 use mailbox_actors::storage::{DeliverySettings, Engine, StorageHandle};
 use mailbox_actors::topic::TopicSettings;
 use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi as _;
+use utoipa_actix_web::AppExt as _;
 
 use crate::auth::TokenAuthority;
 use crate::config::{Config, EngineKind};
@@ -146,8 +148,22 @@ pub async fn run(
         config: Arc::new(config.clone()),
     });
     let addr = listener.local_addr()?;
+    // The document is collected from the route registrations; built once, shared by workers.
+    let document = crate::openapi::Served(std::sync::Arc::new(crate::openapi::finish(
+        App::new()
+            .into_utoipa_app()
+            .openapi(crate::openapi::ApiDoc::openapi())
+            .configure(http::routes)
+            .split_for_parts()
+            .1,
+    )));
     let server = HttpServer::new(move || {
         App::new()
+            .into_utoipa_app()
+            .configure(http::routes)
+            .into_app()
+            .configure(crate::openapi::docs)
+            .app_data(web::Data::new(document.clone()))
             .app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 crate::error::ApiError::BadRequest(format!("invalid query string: {e}")).into()
@@ -156,7 +172,6 @@ pub async fn run(
                 crate::error::ApiError::BadRequest(format!("invalid path: {e}")).into()
             }))
             .wrap_fn(http::observe)
-            .configure(http::routes)
             .default_service(web::to(http::not_found))
     })
     // Small frames (pushes, answers) must leave at once: Nagle + delayed ACK adds ~40 ms.

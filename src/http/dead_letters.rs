@@ -1,7 +1,7 @@
 //! `/v1/dead-letters`: inspect, requeue and purge dead letters (see [`crate::ops::dead_letters`]
 //! for who may).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 
 use super::{parse_json_or_default, query_args, read_body, SMALL_BODY};
 use crate::auth::Agent;
@@ -9,21 +9,27 @@ use crate::error::ApiError;
 use crate::ops::{ListDeadLettersArgs, PurgeArgs, RequeueMatchingArgs};
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/dead-letters")
-            .route(web::get().to(list))
-            .route(web::delete().to(purge)),
-    )
-    .route("/dead-letters/requeue", web::post().to(requeue_matching))
-    .service(
-        web::resource("/dead-letters/{id}")
-            .route(web::get().to(show))
-            .route(web::delete().to(delete)),
-    )
-    .route("/dead-letters/{id}/requeue", web::post().to(requeue));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // The literal `/dead-letters/requeue` before `/dead-letters/{id}`.
+    cfg.service(list)
+        .service(purge)
+        .service(requeue_matching)
+        .service(show)
+        .service(delete)
+        .service(requeue);
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_list",
+    params(crate::ops::ListDeadLettersArgs),
+    responses(
+        (status = 200, description = "A page of dead letters", body = crate::ops::dead_letters::DeadLetterPage),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/dead-letters")]
 async fn list(
     state: web::Data<AppState>,
     agent: Agent,
@@ -33,6 +39,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(state.ops.list_dead_letters(&agent, args).await?))
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_show",
+    params(("id" = String, Path, description = "Dead-letter id")),
+    responses(
+        (status = 200, description = "The dead letter", body = mailbox_actors::model::DeadLetter),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/dead-letters/{id}")]
 async fn show(
     state: web::Data<AppState>,
     agent: Agent,
@@ -41,6 +58,17 @@ async fn show(
     Ok(HttpResponse::Ok().json(state.ops.show_dead_letter(&agent, &id).await?))
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_delete",
+    params(("id" = String, Path, description = "Dead-letter id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[delete("/dead-letters/{id}")]
 async fn delete(
     state: web::Data<AppState>,
     agent: Agent,
@@ -50,6 +78,17 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_requeue",
+    params(("id" = String, Path, description = "Dead-letter id")),
+    responses(
+        (status = 200, description = "Back in its mailbox under a new id", body = crate::ops::dead_letters::Requeued),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/dead-letters/{id}/requeue")]
 async fn requeue(
     state: web::Data<AppState>,
     agent: Agent,
@@ -58,6 +97,17 @@ async fn requeue(
     Ok(HttpResponse::Ok().json(state.ops.requeue_dead_letter(&agent, &id).await?))
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_requeue_matching",
+    request_body(content = Option<crate::ops::RequeueMatchingArgs>, description = "`{filter: {mailbox?, reason?}}`; empty: all"),
+    responses(
+        (status = 200, description = "How many were requeued", body = crate::ops::dead_letters::RequeuedCount),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/dead-letters/requeue")]
 async fn requeue_matching(
     state: web::Data<AppState>,
     agent: Agent,
@@ -68,6 +118,17 @@ async fn requeue_matching(
     Ok(HttpResponse::Ok().json(state.ops.requeue_dead_letters(&agent, args).await?))
 }
 
+#[utoipa::path(
+    tag = "dead-letters",
+    operation_id = "dead_letter_purge",
+    params(crate::ops::PurgeArgs),
+    responses(
+        (status = 200, description = "How many were purged", body = crate::ops::dead_letters::Purged),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[delete("/dead-letters")]
 async fn purge(
     state: web::Data<AppState>,
     agent: Agent,

@@ -1,7 +1,7 @@
 //! Consuming a mailbox: `POST /v1/mailboxes/{name}/receive`, and settling a delivery with
 //! `…/messages/{id}/ack` and `…/messages/{id}/nack` (SPEC sections 4 and 5).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 
 use super::{parse_json_or_default, read_body, SMALL_BODY};
 use crate::auth::Agent;
@@ -9,12 +9,22 @@ use crate::error::ApiError;
 use crate::ops::{NackArgs, ReceiveArgs};
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/mailboxes/{name}/receive", web::post().to(receive))
-        .route("/mailboxes/{name}/messages/{id}/ack", web::post().to(ack))
-        .route("/mailboxes/{name}/messages/{id}/nack", web::post().to(nack));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(receive).service(ack).service(nack);
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_receive",
+    params(("name" = String, Path, description = "Mailbox name (agent id)")),
+    request_body(content = Option<crate::ops::ReceiveArgs>, description = "`{max, wait_seconds}`; empty body: one message, no wait"),
+    responses(
+        (status = 200, description = "Messages handed over (each an attempt)", body = crate::ops::Received),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/mailboxes/{name}/receive")]
 async fn receive(
     state: web::Data<AppState>,
     agent: Agent,
@@ -30,6 +40,17 @@ async fn receive(
     Ok(HttpResponse::Ok().json(received))
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "message_ack",
+    params(("name" = String, Path, description = "Mailbox name (agent id)"), ("id" = String, Path, description = "Message id")),
+    responses(
+        (status = 200, description = "Settled", body = crate::ops::Acked),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/mailboxes/{name}/messages/{id}/ack")]
 async fn ack(
     state: web::Data<AppState>,
     agent: Agent,
@@ -39,6 +60,18 @@ async fn ack(
     Ok(HttpResponse::Ok().json(state.ops.ack(&agent, &name, &id).await?))
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "message_nack",
+    params(("name" = String, Path, description = "Mailbox name (agent id)"), ("id" = String, Path, description = "Message id")),
+    request_body(content = Option<crate::ops::NackArgs>, description = "`{requeue, reason}`"),
+    responses(
+        (status = 200, description = "Requeued or dead-lettered", body = crate::ops::NackResult),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/mailboxes/{name}/messages/{id}/nack")]
 async fn nack(
     state: web::Data<AppState>,
     agent: Agent,

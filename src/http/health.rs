@@ -1,21 +1,37 @@
 //! Liveness, readiness and metrics.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
-        .route("/health/ready", web::get().to(ready))
-        .route("/metrics", web::get().to(metrics));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(live).service(ready).service(prometheus);
 }
 
+/// The process is up.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "health_live",
+    security(()),
+    responses((status = 200, description = "`{status: \"live\", node}`", body = Object))
+)]
+#[get("/health/live")]
 async fn live(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "live", "node": state.node_id }))
 }
 
 /// 200 while storage answers and the policy is loaded; 503 with the reason otherwise.
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "health_ready",
+    security(()),
+    responses(
+        (status = 200, description = "`{status: \"ready\", node, storage, policy}`", body = Object),
+        (status = 503, description = "`{status: \"unavailable\", reason, storage}`, with Retry-After", body = Object)
+    )
+)]
+#[get("/health/ready")]
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let r = state.ops.ready().await;
     match r.reason {
@@ -28,7 +44,18 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus text (SPEC section 11 names every series).
+#[utoipa::path(
+    tag = "operations",
+    operation_id = "metrics",
+    security(()),
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 404, description = "Metrics are disabled (`metrics.enabled = false`)", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/metrics")]
+async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
     match &state.metrics {
         Some(h) => {
             if let Some(rss) = resident_memory_bytes() {

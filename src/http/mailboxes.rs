@@ -1,6 +1,6 @@
 //! `/v1/mailboxes/{name}`: info, configure, delete, browse, mark read.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 
 use super::{created_or_ok, parse_json, parse_json_or_default, query_args, read_body, SMALL_BODY};
 use crate::auth::Agent;
@@ -8,17 +8,25 @@ use crate::error::ApiError;
 use crate::ops::{BrowseArgs, ConfigureMailboxArgs, MarkReadArgs};
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/mailboxes/{name}")
-            .route(web::get().to(info))
-            .route(web::put().to(configure))
-            .route(web::delete().to(delete)),
-    )
-    .route("/mailboxes/{name}/messages", web::get().to(browse))
-    .route("/mailboxes/{name}/read", web::post().to(mark_read));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(info)
+        .service(configure)
+        .service(delete)
+        .service(browse)
+        .service(mark_read);
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_info",
+    params(("name" = String, Path, description = "Mailbox name (agent id)")),
+    responses(
+        (status = 200, description = "Counts and settings", body = crate::ops::MailboxInfo),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/mailboxes/{name}")]
 async fn info(
     state: web::Data<AppState>,
     agent: Agent,
@@ -27,6 +35,19 @@ async fn info(
     Ok(HttpResponse::Ok().json(state.ops.mailbox_info(&agent, &name).await?))
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_configure",
+    params(("name" = String, Path, description = "Mailbox name (agent id)")),
+    request_body(content = Option<crate::ops::ConfigureMailboxArgs>, description = "Settings; empty body: defaults"),
+    responses(
+        (status = 201, description = "Created", body = crate::ops::MailboxConfigured),
+        (status = 200, description = "Reconfigured", body = crate::ops::MailboxConfigured),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[put("/mailboxes/{name}")]
 async fn configure(
     state: web::Data<AppState>,
     agent: Agent,
@@ -40,6 +61,17 @@ async fn configure(
     Ok(created_or_ok(r.created, &r))
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_delete",
+    params(("name" = String, Path, description = "Mailbox name (agent id)")),
+    responses(
+        (status = 204, description = "Deleted with its messages"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[delete("/mailboxes/{name}")]
 async fn delete(
     state: web::Data<AppState>,
     agent: Agent,
@@ -49,6 +81,17 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_browse",
+    params(("name" = String, Path, description = "Mailbox name (agent id)"), crate::ops::BrowseArgs),
+    responses(
+        (status = 200, description = "A page of messages, no side effects", body = crate::ops::BrowsePage),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/mailboxes/{name}/messages")]
 async fn browse(
     state: web::Data<AppState>,
     agent: Agent,
@@ -59,6 +102,18 @@ async fn browse(
     Ok(HttpResponse::Ok().json(state.ops.browse(&agent, &name, args).await?))
 }
 
+#[utoipa::path(
+    tag = "mailboxes",
+    operation_id = "mailbox_mark_read",
+    params(("name" = String, Path, description = "Mailbox name (agent id)")),
+    request_body = crate::ops::MarkReadArgs,
+    responses(
+        (status = 200, description = "Unread count after", body = crate::ops::Unread),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/mailboxes/{name}/read")]
 async fn mark_read(
     state: web::Data<AppState>,
     agent: Agent,

@@ -1,6 +1,6 @@
 //! `POST /v1/messages`: send; `POST /v1/messages/batch`: send many, all stored or none.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use mailbox_actors::model::SendRequest;
 
 use super::{parse_json, read_body};
@@ -9,9 +9,8 @@ use crate::error::ApiError;
 use crate::ops::{BatchArgs, SendArgs, BODY_OVERHEAD};
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/messages", web::post().to(send))
-        .route("/messages/batch", web::post().to(send_batch));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(send).service(send_batch);
 }
 
 /// A batch body is capped at this many maximal payloads.
@@ -30,6 +29,19 @@ fn idempotency_header(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     }
 }
 
+#[utoipa::path(
+    tag = "messages",
+    operation_id = "send_message",
+    request_body = mailbox_actors::model::SendRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried send with the same key answers the first result (24 h)")),
+    responses(
+        (status = 201, description = "Stored or delivered", body = mailbox_actors::dispatch::SendReceipt),
+        (status = 202, description = "Spooled (Redis down): will reach Redis in order", body = mailbox_actors::dispatch::SendReceipt),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/messages")]
 async fn send(
     state: web::Data<AppState>,
     agent: Agent,
@@ -53,6 +65,17 @@ async fn send(
     Ok(HttpResponse::Created().json(receipt))
 }
 
+#[utoipa::path(
+    tag = "messages",
+    operation_id = "send_batch",
+    request_body = crate::ops::BatchArgs,
+    responses(
+        (status = 201, description = "All stored (or none: the error names `details.index`)", body = crate::ops::BatchReceipt),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/messages/batch")]
 async fn send_batch(
     state: web::Data<AppState>,
     agent: Agent,

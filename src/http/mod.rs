@@ -25,10 +25,11 @@ use tracing::Instrument;
 pub use crate::body::read_body;
 use crate::error::ApiError;
 
-/// Routes of every resource.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// Routes of every resource, registered through `utoipa-actix-web` so that the OpenAPI
+/// document ([`crate::openapi`]) is collected from these very registrations.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
-        web::scope("/v1")
+        utoipa_actix_web::scope("/v1")
             .configure(messages::routes)
             .configure(mailboxes::routes)
             .configure(topics::routes)
@@ -38,7 +39,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(dead_letters::routes),
     )
     .configure(crate::mcp::routes)
-    .configure(health::routes);
+    .configure(health::routes)
+    .service(crate::openapi::document);
 }
 
 /// Answers unknown paths with the SPEC's error body.

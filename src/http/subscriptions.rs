@@ -1,6 +1,6 @@
 //! `/v1/subscriptions`: durable topic subscriptions into a mailbox (see [`crate::ops::subscriptions`]).
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::{created_or_ok, parse_json, query_args, read_body};
@@ -9,22 +9,16 @@ use crate::error::ApiError;
 use crate::ops::ListSubscriptionsArgs;
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/subscriptions")
-            .route(web::post().to(create))
-            .route(web::get().to(list)),
-    )
-    .service(
-        web::resource("/subscriptions/{id}")
-            .route(web::get().to(show))
-            .route(web::delete().to(remove)),
-    );
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(create)
+        .service(list)
+        .service(show)
+        .service(remove);
 }
 
 const CREATE_BODY: usize = 64 * 1024;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     pattern: String,
@@ -33,6 +27,18 @@ struct CreateBody {
 
 /// `POST /v1/subscriptions {pattern, mailbox?}`: 201 when created, 200 when the same mailbox
 /// already subscribed to the same pattern (answering that subscription).
+#[utoipa::path(
+    tag = "subscriptions",
+    operation_id = "subscription_create",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = crate::ops::Subscribed),
+        (status = 200, description = "Already subscribed: that subscription", body = crate::ops::Subscribed),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/subscriptions")]
 async fn create(
     state: web::Data<AppState>,
     agent: Agent,
@@ -48,6 +54,17 @@ async fn create(
 }
 
 /// `GET /v1/subscriptions[?all=true]`.
+#[utoipa::path(
+    tag = "subscriptions",
+    operation_id = "subscription_list",
+    params(crate::ops::ListSubscriptionsArgs),
+    responses(
+        (status = 200, description = "Subscriptions", body = crate::ops::SubscriptionList),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/subscriptions")]
 async fn list(
     state: web::Data<AppState>,
     agent: Agent,
@@ -57,6 +74,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(state.ops.list_subscriptions(&agent, args).await?))
 }
 
+#[utoipa::path(
+    tag = "subscriptions",
+    operation_id = "subscription_show",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 200, description = "The subscription", body = mailbox_actors::model::Subscription),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/subscriptions/{id}")]
 async fn show(
     state: web::Data<AppState>,
     agent: Agent,
@@ -65,6 +93,17 @@ async fn show(
     Ok(HttpResponse::Ok().json(state.ops.show_subscription(&agent, &id).await?))
 }
 
+#[utoipa::path(
+    tag = "subscriptions",
+    operation_id = "subscription_delete",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[delete("/subscriptions/{id}")]
 async fn remove(
     state: web::Data<AppState>,
     agent: Agent,

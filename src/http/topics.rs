@@ -1,6 +1,6 @@
 //! `/v1/topics`: the topic tree, create/configure, info, delete, and topic history.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, put, web, HttpRequest, HttpResponse};
 
 use super::{created_or_ok, parse_json_or_default, query_args, read_body};
 use crate::auth::Agent;
@@ -8,21 +8,29 @@ use crate::error::ApiError;
 use crate::ops::{BrowseArgs, ConfigureTopicArgs, ListTopicsArgs};
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/topics", web::get().to(list))
-        .service(
-            web::resource("/topics/{name}")
-                .route(web::get().to(info))
-                .route(web::put().to(configure))
-                .route(web::delete().to(delete)),
-        )
-        .route("/topics/{name}/messages", web::get().to(history));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(list)
+        .service(info)
+        .service(configure)
+        .service(delete)
+        .service(history);
 }
 
 /// Settings bodies are small.
 const SETTINGS_BODY: usize = 64 * 1024;
 
 /// `GET /v1/topics?prefix=&after=&limit=`.
+#[utoipa::path(
+    tag = "topics",
+    operation_id = "topic_list",
+    params(crate::ops::ListTopicsArgs),
+    responses(
+        (status = 200, description = "Topics under the prefix", body = crate::ops::TopicList),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/topics")]
 async fn list(
     state: web::Data<AppState>,
     agent: Agent,
@@ -32,6 +40,17 @@ async fn list(
     Ok(HttpResponse::Ok().json(state.ops.list_topics(&agent, args).await?))
 }
 
+#[utoipa::path(
+    tag = "topics",
+    operation_id = "topic_info",
+    params(("name" = String, Path, description = "Topic name")),
+    responses(
+        (status = 200, description = "Topic info", body = crate::ops::TopicInfo),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/topics/{name}")]
 async fn info(
     state: web::Data<AppState>,
     agent: Agent,
@@ -40,6 +59,19 @@ async fn info(
     Ok(HttpResponse::Ok().json(state.ops.topic_info(&agent, &name).await?))
 }
 
+#[utoipa::path(
+    tag = "topics",
+    operation_id = "topic_configure",
+    params(("name" = String, Path, description = "Topic name")),
+    request_body(content = Option<crate::ops::ConfigureTopicArgs>, description = "History settings; empty body: defaults"),
+    responses(
+        (status = 201, description = "Created", body = crate::ops::TopicConfigured),
+        (status = 200, description = "Reconfigured", body = crate::ops::TopicConfigured),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[put("/topics/{name}")]
 async fn configure(
     state: web::Data<AppState>,
     agent: Agent,
@@ -53,6 +85,17 @@ async fn configure(
     Ok(created_or_ok(r.created, &r))
 }
 
+#[utoipa::path(
+    tag = "topics",
+    operation_id = "topic_delete",
+    params(("name" = String, Path, description = "Topic name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[delete("/topics/{name}")]
 async fn delete(
     state: web::Data<AppState>,
     agent: Agent,
@@ -62,6 +105,17 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    tag = "topics",
+    operation_id = "topic_history",
+    params(("name" = String, Path, description = "Topic name"), crate::ops::BrowseArgs),
+    responses(
+        (status = 200, description = "A page of the history", body = crate::ops::TopicPage),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
+        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/topics/{name}/messages")]
 async fn history(
     state: web::Data<AppState>,
     agent: Agent,

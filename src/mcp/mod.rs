@@ -19,10 +19,8 @@ pub mod transport;
 
 use actix_web::web;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/mcp")
-            .route(web::post().to(transport::post))
-            .default_service(web::to(transport::not_allowed)),
-    );
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    // POST is the endpoint; any other method on `/mcp` answers 405 (not an operation).
+    cfg.service(transport::post)
+        .map(|c| c.service(web::resource("/mcp").default_service(web::to(transport::not_allowed))));
 }

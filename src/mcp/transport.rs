@@ -5,7 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
 use super::protocol::{self, Era, Incoming, RoutingHeaders, RpcError};
@@ -17,6 +17,21 @@ use crate::ops::BODY_OVERHEAD;
 use crate::server::AppState;
 
 /// `POST /mcp`. No or a bad token: HTTP 401 with the SPEC error body, before anything else.
+#[utoipa::path(
+    tag = "live",
+    operation_id = "mcp",
+    request_body(content = Object, description = "One JSON-RPC 2.0 message (Model Context Protocol, Streamable HTTP)"),
+    params(
+        ("MCP-Protocol-Version" = Option<String>, Header, description = "The protocol version (`2025-06-18`, `2025-11-25`, `2026-07-28`)"),
+        ("Mcp-Method" = Option<String>, Header, description = "The JSON-RPC method (stateless era)")
+    ),
+    responses(
+        (status = 200, description = "The JSON-RPC answer (JSON, or one SSE event when `Accept` allows only `text/event-stream`)", body = Object),
+        (status = 202, description = "A notification was accepted"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401", body = crate::openapi::ErrorBody)
+    )
+)]
+#[post("/mcp")]
 pub async fn post(
     req: HttpRequest,
     state: web::Data<AppState>,

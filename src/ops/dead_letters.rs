@@ -16,7 +16,7 @@ const OBJECT: &str = "dead-letters";
 const MAX_CURSOR: usize = 64;
 
 /// `mailbox`, `reason`, `after` (a dead-letter id), `limit` 1-[`MAX_DEAD_PAGE`] (default 50).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct ListDeadLettersArgs {
     #[serde(default, deserialize_with = "args::text")]
     pub mailbox: Option<String>,
@@ -29,14 +29,14 @@ pub struct ListDeadLettersArgs {
 }
 
 /// `{dead_letters, next}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterPage {
     pub dead_letters: Vec<DeadLetter>,
     pub next: Option<String>,
 }
 
 /// Which dead letters a bulk requeue takes (none given: all).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeadLetterFilter {
     pub mailbox: Option<String>,
@@ -44,7 +44,7 @@ pub struct DeadLetterFilter {
 }
 
 /// `{filter: {mailbox?, reason?}}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueMatchingArgs {
     #[serde(default)]
@@ -52,7 +52,7 @@ pub struct RequeueMatchingArgs {
 }
 
 /// `older_than`: an RFC 3339 time or an age in seconds (0: all). Required.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct PurgeArgs {
     #[serde(default, deserialize_with = "args::text")]
     pub older_than: Option<String>,
@@ -60,7 +60,7 @@ pub struct PurgeArgs {
 
 /// `{requeued: 1, dead_letter, id, mailbox, seq}`: the message is back in its mailbox under a
 /// new id.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Requeued {
     pub requeued: u64,
     pub dead_letter: String,
@@ -70,13 +70,13 @@ pub struct Requeued {
 }
 
 /// `{requeued}`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct RequeuedCount {
     pub requeued: u64,
 }
 
 /// `{deleted}`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Purged {
     pub deleted: u64,
 }

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 pub const MAX_REASON: usize = 1024;
 
 /// `max` 1-100 (default 1), `wait_seconds` 0-60 (default 0: answer at once).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiveArgs {
     pub max: Option<i64>,
@@ -23,13 +23,13 @@ pub struct ReceiveArgs {
 }
 
 /// `{messages}`: the deliveries handed over, each stamped with its attempt.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Received {
     pub messages: Vec<Envelope>,
 }
 
 /// `{id, status: "acked", attempt}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Acked {
     pub id: String,
     pub status: &'static str,
@@ -37,7 +37,7 @@ pub struct Acked {
 }
 
 /// `requeue` (default false: dead-letter it) and a `reason` (default `nacked by <agent>`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NackArgs {
     pub requeue: Option<bool>,
@@ -46,7 +46,7 @@ pub struct NackArgs {
 
 /// What a nack did: `{id, status: "requeued", attempt, redeliver_at}` or
 /// `{id, status: "dead_lettered", attempt, reason}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum NackResult {
     Requeued {

@@ -23,7 +23,7 @@ const MAX_PAGE: usize = 500;
 const MAX_READ_IDS: usize = 1000;
 
 /// The browse query of SPEC section 5, as a query string or tool arguments give it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct BrowseArgs {
     #[serde(default, deserialize_with = "args::text")]
     pub after: Option<String>,
@@ -103,7 +103,7 @@ impl BrowseArgs {
 }
 
 /// A page of a mailbox: `{messages, next, unread}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BrowsePage {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
@@ -112,7 +112,7 @@ pub struct BrowsePage {
 }
 
 /// `GET /v1/mailboxes/{name}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MailboxInfo {
     pub name: String,
     pub total: u64,
@@ -124,7 +124,7 @@ pub struct MailboxInfo {
 }
 
 /// Mailbox settings; every field may be left out.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigureMailboxArgs {
     pub max_len: Option<u64>,
@@ -134,7 +134,7 @@ pub struct ConfigureMailboxArgs {
 }
 
 /// `{name, config}`; `created` when the mailbox did not exist (REST: 201, else 200).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MailboxConfigured {
     pub name: String,
     pub config: MailboxConfig,
@@ -143,7 +143,7 @@ pub struct MailboxConfigured {
 }
 
 /// Exactly one of `ids` (1-1000 message ids) or `up_to` (a seq).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MarkReadArgs {
     pub ids: Option<Vec<String>>,
@@ -151,7 +151,7 @@ pub struct MarkReadArgs {
 }
 
 /// `{unread}`: the caller's unread count.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
 pub struct Unread {
     pub unread: u64,
 }

@@ -73,7 +73,7 @@ pub struct Ops {
 }
 
 /// What `GET /health/ready` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Storage answered a ping.
     #[serde(skip)]

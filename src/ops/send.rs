@@ -26,14 +26,15 @@ pub struct SendArgs {
 
 /// A batch: each item is a message object, kept raw and parsed here so a bad item is refused
 /// with its `details.index` and payloads stay byte-exact.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchArgs {
+    #[schema(value_type = Vec<SendRequest>)]
     pub messages: Vec<Box<RawValue>>,
 }
 
 /// `{results}`: one receipt per item, in order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BatchReceipt {
     pub results: Vec<SendReceipt>,
 }

@@ -10,21 +10,21 @@ use crate::auth::Agent;
 use crate::error::ApiError;
 
 /// `all=true`: every subscription (needs `read` on `admin`); otherwise the caller's.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct ListSubscriptionsArgs {
     #[serde(default, deserialize_with = "args::text")]
     pub all: Option<String>,
 }
 
 /// `{subscriptions}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SubscriptionList {
     pub subscriptions: Vec<Subscription>,
 }
 
 /// The subscription; `created` is false when the same mailbox already subscribed to the same
 /// pattern (REST: 201 when created, 200 otherwise).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Subscribed {
     #[serde(flatten)]
     pub subscription: Subscription,

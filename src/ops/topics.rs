@@ -18,7 +18,7 @@ const DEFAULT_LIST: usize = 100;
 const MAX_LIST: usize = 1000;
 
 /// `prefix` (by segment), `after` (a topic name: the page starts past it), `limit` 1-1000.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct ListTopicsArgs {
     #[serde(default, deserialize_with = "args::text")]
     pub prefix: Option<String>,
@@ -29,7 +29,7 @@ pub struct ListTopicsArgs {
 }
 
 /// One topic with its counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopicInfo {
     pub name: String,
     pub total: u64,
@@ -51,14 +51,14 @@ impl From<TopicStats> for TopicInfo {
 }
 
 /// `{topics, next}`: `next` is the `after` of the following page, null on the last.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopicList {
     pub topics: Vec<TopicInfo>,
     pub next: Option<String>,
 }
 
 /// Topic settings; left out means the configured default.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigureTopicArgs {
     pub retention_max_len: Option<u64>,
@@ -66,7 +66,7 @@ pub struct ConfigureTopicArgs {
 }
 
 /// `{name, config}` with defaults filled in; `created` when the topic did not exist.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TopicConfigured {
     pub name: String,
     pub config: TopicConfig,
@@ -75,7 +75,7 @@ pub struct TopicConfigured {
 }
 
 /// A page of a topic's history: `{messages, next}` (topics have no read state).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopicPage {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,

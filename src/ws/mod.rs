@@ -7,17 +7,29 @@
 pub mod frames;
 pub mod session;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use crate::auth::authenticate;
 use crate::error::ApiError;
 use crate::server::AppState;
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/ws", web::get().to(upgrade));
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(upgrade);
 }
 
 /// Authenticates before the upgrade (a bad token is a plain 401), then hands over to a session.
+/// The frames (SPEC section 6) are JSON text: `subscribe`, `unsubscribe`, `send`, `ack`,
+/// `nack`, `read`, `ping` from the client; `welcome`, `ok`, `message`, `error`, `pong` back.
+#[utoipa::path(
+    tag = "live",
+    operation_id = "websocket",
+    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers")),
+    responses(
+        (status = 101, description = "Switching Protocols: a WebSocket of JSON text frames (SPEC section 6)"),
+        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401", body = crate::openapi::ErrorBody)
+    )
+)]
+#[get("/ws")]
 async fn upgrade(
     req: HttpRequest,
     body: web::Payload,

@@ -20,7 +20,7 @@ use crate::storage::{Appended, NewRecord};
 /// copies: 1 for a direct message; for a topic, 1 for its history plus one per mailbox with a
 /// matching durable subscription; for a broadcast, one per known agent. Live WebSocket pushes
 /// are not counted (they are not stored).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct SendReceipt {
     pub id: String,
     pub status: &'static str,

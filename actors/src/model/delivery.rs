@@ -65,7 +65,7 @@ pub enum NackOutcome {
 }
 
 /// Why a message became a dead letter (SPEC section 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadReason {
     MaxAttempts,
@@ -99,7 +99,7 @@ impl DeadReason {
 }
 
 /// A dead letter as listed: the full envelope and why it failed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeadLetter {
     pub id: String,
     pub reason: DeadReason,

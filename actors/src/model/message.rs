@@ -10,7 +10,18 @@ use super::payload::Payload;
 
 /// Delivery priority: `receive` hands out higher first; browsing keeps stream order.
 #[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
@@ -35,7 +46,7 @@ impl Priority {
 
 /// A send request as it arrives over REST, WebSocket or MCP (SPEC section 3).
 /// Unknown fields are refused so that a typo such as `requires_ack` is not silently ignored.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub to: String,
@@ -69,7 +80,7 @@ pub struct SendRequest {
 
 /// The stored and delivered form of a message. `seq` and `attempt` are filled in when read back;
 /// they are not part of the stored bytes (the stream position is the storage's own key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Envelope {
     pub id: String,
     #[serde(default)]
@@ -371,7 +382,7 @@ impl MessageFilter {
 }
 
 /// Per-mailbox settings (`PUT /v1/mailboxes/{name}`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MailboxConfig {
     pub max_len: Option<u64>,
     #[serde(default)]
@@ -380,7 +391,7 @@ pub struct MailboxConfig {
 }
 
 /// What a send into a full mailbox does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Overflow {
     #[default]

@@ -15,6 +15,21 @@ use serde_json::Value;
 #[serde(transparent)]
 pub struct Payload(Box<RawValue>);
 
+/// In the API description a payload is any JSON value (SPEC section 3); the raw bytes are an
+/// implementation detail.
+impl utoipa::PartialSchema for Payload {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::Object::builder()
+            .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+            .description(Some(
+                "Any JSON value; with `encoding: \"base64\"` a base64 string.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Payload {}
+
 impl Payload {
     /// The raw JSON text, exactly as sent.
     pub fn get(&self) -> &str {

@@ -40,7 +40,7 @@ pub fn is_single_topic(pattern: &str) -> bool {
 }
 
 /// Per-topic history settings (`PUT /v1/topics/{name}`). `None` follows the `[topics]` defaults.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TopicConfig {
     /// Most messages kept in the history; the oldest are dropped first.
     pub retention_max_len: Option<u64>,
@@ -73,7 +73,7 @@ pub struct TopicStats {
 
 /// A durable subscription: messages published to topics matching `pattern` are copied into
 /// `mailbox` (at most one copy per message and mailbox, however many subscriptions match).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Subscription {
     pub id: String,
     pub pattern: String,

@@ -1,0 +1,219 @@
+//! `/openapi.json` and `/docs` on the real binary: the document is OpenAPI 3.1, lists every
+//! route of SPEC section 5 that this broker serves, and every operation it lists is a route the
+//! server actually answers (probed one by one: a registered route authenticates or answers,
+//! an unregistered one falls through to the fallback's `route not found`).
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{Broker, EngineKind};
+use serde_json::Value;
+
+/// SPEC section 5, as (method, path) with the document's parameter names.
+const SPEC_ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/messages"),
+    ("post", "/v1/messages/batch"),
+    ("get", "/v1/mailboxes/{name}"),
+    ("put", "/v1/mailboxes/{name}"),
+    ("delete", "/v1/mailboxes/{name}"),
+    ("get", "/v1/mailboxes/{name}/messages"),
+    ("post", "/v1/mailboxes/{name}/receive"),
+    ("post", "/v1/mailboxes/{name}/messages/{id}/ack"),
+    ("post", "/v1/mailboxes/{name}/messages/{id}/nack"),
+    ("post", "/v1/mailboxes/{name}/read"),
+    ("get", "/v1/topics"),
+    ("put", "/v1/topics/{name}"),
+    ("get", "/v1/topics/{name}"),
+    ("delete", "/v1/topics/{name}"),
+    ("get", "/v1/topics/{name}/messages"),
+    ("post", "/v1/subscriptions"),
+    ("get", "/v1/subscriptions"),
+    ("get", "/v1/subscriptions/{id}"),
+    ("delete", "/v1/subscriptions/{id}"),
+    ("get", "/v1/dead-letters"),
+    ("delete", "/v1/dead-letters"),
+    ("get", "/v1/dead-letters/{id}"),
+    ("delete", "/v1/dead-letters/{id}"),
+    ("post", "/v1/dead-letters/{id}/requeue"),
+    ("post", "/v1/dead-letters/requeue"),
+    ("get", "/v1/ws"),
+    ("post", "/mcp"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+];
+
+/// SPEC section 5 routes this broker does not serve yet (they join the document with their
+/// handlers): `/v1/auth/token`, `/v1/admin/…`, `/v1/blobs…`, `/dashboard`.
+fn not_built_yet(path: &str) -> bool {
+    path.starts_with("/v1/auth")
+        || path.starts_with("/v1/admin")
+        || path.starts_with("/v1/blobs")
+        || path == "/dashboard"
+}
+
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .expect("path item")
+                .keys()
+                .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_and_the_registered_routes_agree() {
+    let b = Broker::start(EngineKind::Memory);
+    let r = b
+        .http
+        .get(b.url("/openapi.json"))
+        .send()
+        .await
+        .expect("GET /openapi.json");
+    assert_eq!(r.status().as_u16(), 200);
+    let doc: Value = r.json().await.expect("JSON");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{}",
+        doc["openapi"]
+    );
+
+    // The document lists exactly the SPEC routes this broker serves.
+    let documented = operations(&doc);
+    let expected: BTreeSet<(String, String)> = SPEC_ROUTES
+        .iter()
+        .filter(|(_, p)| !not_built_yet(p))
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing from the document: {missing:?}; documented but not in SPEC section 5: {extra:?}"
+    );
+
+    // Every documented operation is a registered route: without a token, /v1 and /mcp answer
+    // 401 (the route matched and authenticated); the open routes answer.
+    let fallback = |status: u16, body: &str| status == 404 && body.contains("route not found");
+    for (method, path) in &documented {
+        let url = b.url(
+            &path
+                .replace("{name}", "bob")
+                .replace("{id}", "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        );
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+        let r = b
+            .http
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .expect("probe");
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        assert!(
+            !fallback(status, &body) && status != 405,
+            "{method} {path} is documented but not registered: {status} {body}"
+        );
+        let open = !(path.starts_with("/v1/") || path == "/mcp");
+        if open {
+            assert!(
+                (200..400).contains(&status),
+                "{method} {path}: {status} {body}"
+            );
+        } else {
+            assert_eq!(status, 401, "{method} {path}: {body}");
+        }
+    }
+    // ... and the probe tells: an unregistered route gets the fallback.
+    let r = b
+        .http
+        .get(b.url("/v1/not-a-route"))
+        .send()
+        .await
+        .expect("probe");
+    let (status, body) = (r.status().as_u16(), r.text().await.unwrap_or_default());
+    assert!(fallback(status, &body), "{status} {body}");
+
+    // Bearer auth on every /v1 operation and /mcp, none on the open routes; every operation
+    // names the error body for its refusals.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    assert!(doc["components"]["schemas"]["SendRequest"]["properties"]["priority"].is_object());
+    for (method, path) in &documented {
+        let op = &doc["paths"][path][method];
+        let open = !(path.starts_with("/v1/") || path == "/mcp");
+        let security = op.get("security").unwrap_or(&doc["security"]);
+        let bearer = security
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        assert_eq!(bearer, !open, "{method} {path}: security {security}");
+        if !open {
+            let refusal = &op["responses"]["4XX"]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(refusal, "#/components/schemas/ErrorBody", "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docs_are_served_from_the_binary() {
+    let b = Broker::start(EngineKind::Memory);
+    let r = b
+        .http
+        .get(b.url("/docs/"))
+        .send()
+        .await
+        .expect("GET /docs/");
+    assert_eq!(r.status().as_u16(), 200);
+    let page = r.text().await.expect("page");
+    assert!(page.contains("swagger-ui"), "{page}");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the page loads nothing from outside: {page}"
+    );
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let r = b
+            .http
+            .get(b.url(&format!("/docs/{asset}")))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(r.status().as_u16(), 200, "{asset}");
+        let text = r.text().await.expect("asset text");
+        if asset == "swagger-initializer.js" {
+            assert!(text.contains("/openapi.json"), "{text}");
+        }
+    }
+    // `/docs` leads to the page.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirects
+        .get(b.url("/docs"))
+        .send()
+        .await
+        .expect("GET /docs");
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(
+        r.headers().get("location").map(|v| v.as_bytes()),
+        Some(&b"/docs/"[..])
+    );
+}
