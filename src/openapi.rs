@@ -60,6 +60,21 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// A JSON-RPC 2.0 message as `POST /mcp` takes it (its `params` are the MCP method's).
+#[derive(Serialize, ToSchema)]
+pub struct JsonRpcMessage {
+    /// Always `"2.0"`.
+    #[schema(value_type = String, pattern = "^2\\.0$")]
+    pub jsonrpc: String,
+    /// E.g. `initialize`, `server/discover`, `tools/list`, `tools/call`.
+    pub method: String,
+    /// Absent for a notification.
+    #[schema(value_type = Option<Object>)]
+    pub id: Option<serde_json::Value>,
+    #[schema(value_type = Option<Object>)]
+    pub params: Option<serde_json::Value>,
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -101,9 +116,27 @@ impl Modify for Bearer {
     }
 }
 
-/// The document being served, shared by `/openapi.json`.
+/// The document being served, shared by `/openapi.json` and the 405 fallback.
 #[derive(Clone)]
 pub struct Served(pub std::sync::Arc<Document>);
+
+impl Served {
+    /// The methods the document lists for a route pattern (`GET, PUT`), for an `Allow` header.
+    pub fn allowed(&self, pattern: &str) -> Option<String> {
+        let item = self.0.paths.paths.get(pattern)?;
+        let methods: Vec<&str> = [
+            ("GET", item.get.is_some()),
+            ("PUT", item.put.is_some()),
+            ("POST", item.post.is_some()),
+            ("DELETE", item.delete.is_some()),
+            ("PATCH", item.patch.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(m, present)| present.then_some(m))
+        .collect();
+        (!methods.is_empty()).then(|| methods.join(", "))
+    }
+}
 
 #[utoipa::path(
     tag = "operations",

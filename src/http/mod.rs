@@ -43,8 +43,20 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     .service(crate::openapi::document);
 }
 
-/// Answers unknown paths with the SPEC's error body.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+/// Answers what no route took: a known path asked with a method it does not serve is 405
+/// (each handler's route guards its method, so such a request falls through to here); any
+/// other path is 404 with the SPEC's error body.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(pattern) = req.resource_map().match_pattern(req.path()) {
+        // `Allow` from the API description, which is collected from the same registrations.
+        let allow = req
+            .app_data::<web::Data<crate::openapi::Served>>()
+            .and_then(|doc| doc.allowed(&pattern))
+            .unwrap_or_else(|| "GET".to_owned());
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allow))
+            .finish());
+    }
     Err(ApiError::not_found("route"))
 }
 

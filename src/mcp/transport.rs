@@ -20,7 +20,7 @@ use crate::server::AppState;
 #[utoipa::path(
     tag = "live",
     operation_id = "mcp",
-    request_body(content = Object, description = "One JSON-RPC 2.0 message (Model Context Protocol, Streamable HTTP)"),
+    request_body(content = crate::openapi::JsonRpcMessage, description = "One JSON-RPC 2.0 message (Model Context Protocol, Streamable HTTP)"),
     params(
         ("MCP-Protocol-Version" = Option<String>, Header, description = "The protocol version (`2025-06-18`, `2025-11-25`, `2026-07-28`)"),
         ("Mcp-Method" = Option<String>, Header, description = "The JSON-RPC method (stateless era)")
@@ -28,7 +28,9 @@ use crate::server::AppState;
     responses(
         (status = 200, description = "The JSON-RPC answer (JSON, or one SSE event when `Accept` allows only `text/event-stream`)", body = Object),
         (status = 202, description = "A notification was accepted"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401", body = crate::openapi::ErrorBody)
+        (status = 401, description = "No or a bad token", body = crate::openapi::ErrorBody),
+        (status = "4XX", description = "A JSON-RPC error answer (unparsable message, unsupported version, unknown method)", body = Object),
+        (status = "5XX", description = "A JSON-RPC error answer", body = Object)
     )
 )]
 #[post("/mcp")]

@@ -47,7 +47,7 @@ pub struct DeadLetterFilter {
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueMatchingArgs {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::parse::object")]
     pub filter: DeadLetterFilter,
 }
 

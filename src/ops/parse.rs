@@ -21,6 +21,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("a JSON body is required".into()));
     }
+    // serde reads a struct from an array too (`[1, 2]` as its fields in order); every body,
+    // frame and argument list of the API is an object, so anything else is refused here.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(classify)?;
     de.end()
@@ -30,7 +37,27 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Parses an already-decoded JSON value (MCP tool arguments, a WebSocket frame's object).
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "the arguments must be a JSON object".into(),
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(classify)
+}
+
+/// `deserialize_with` for a nested struct field: only an object (serde alone would also take
+/// an array of the fields in order). A wrong type is a broken rule, named by the field path.
+pub(crate) fn object<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::{Deserialize, Error};
+    let v = Value::deserialize(d)?;
+    if !v.is_object() {
+        return Err(D::Error::custom("invalid type: expected an object"));
+    }
+    T::deserialize(v).map_err(D::Error::custom)
 }
 
 fn classify(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
@@ -123,6 +150,7 @@ mod tests {
             ),
             (r#"{"to":"#, "bad_request", None),
             (r#"[]"#, "bad_request", None),
+            (r#"["mailbox:b", 1]"#, "bad_request", None),
             (r#"{"to":"mailbox:b"} x"#, "bad_request", None),
         ];
         for (text, code, f) in cases {

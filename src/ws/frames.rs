@@ -100,6 +100,12 @@ impl ClientFrame {
             }
         };
         if op == "send" {
+            if fields.get("message").is_some_and(|m| !m.is_object()) {
+                return Err(fail(ApiError::validation(
+                    "message",
+                    "`message` must be a send request object",
+                )));
+            }
             // Parsed again from the text, so the payload keeps its exact bytes (a `Value` has
             // already rounded its numbers).
             let f: SendFrame = parse::from_slice(text.as_bytes()).map_err(fail)?;
