@@ -4,7 +4,7 @@ REDIS_PORT ?= 6379
 DATA ?= .data
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server ensure-python ensure-node
+.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server ensure-python ensure-node ensure-chromium
 
 ## run: install and start a local Redis if none answers, build, print an admin token, serve.
 run: redis-up release
@@ -16,9 +16,10 @@ run: redis-up release
 	MAILBOX__PERMISSIONS__POLICY=config/casbin/policy.csv ./target/release/mailbox serve
 
 ## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
-## Python and TypeScript SDKs). Installs redis-server, python3-venv and npm if missing; the MCP
+## Python and TypeScript SDKs, the dashboard in headless Chromium). Installs redis-server,
+## python3-venv, npm and chromium if missing; the MCP
 ## tests install the SDKs themselves (pip, npm) into target/tmp once.
-test: ensure-redis-server ensure-python ensure-node
+test: ensure-redis-server ensure-python ensure-node ensure-chromium
 	$(CARGO) test --workspace --all-targets
 
 ## lint: formatting and clippy, warnings are errors.
@@ -52,6 +53,13 @@ ensure-python:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv >/dev/null; }
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "python3 with venv is required and could not be installed" >&2; exit 1; }
+
+ensure-chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "== installing chromium (the dashboard test drives it headless)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null || { echo "chromium is required and could not be installed" >&2; exit 1; }
 
 ensure-node:
 	@command -v npm >/dev/null || { \

@@ -24,6 +24,7 @@ pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod mcp;

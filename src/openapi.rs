@@ -93,6 +93,7 @@ pub struct JsonRpcMessage {
         (name = "subscriptions", description = "Durable topic subscriptions"),
         (name = "dead-letters", description = "The dead-letter queue"),
         (name = "live", description = "WebSocket and MCP"),
+        (name = "admin", description = "Administration"),
         (name = "operations", description = "Health, metrics and these docs"),
     )
 )]

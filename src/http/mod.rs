@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod health;
 pub mod mailboxes;
 pub mod messages;
+pub mod overview;
 pub mod subscriptions;
 pub mod topics;
 
@@ -36,10 +37,12 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(subscriptions::routes)
             .configure(crate::ws::routes)
             .configure(delivery::routes)
-            .configure(dead_letters::routes),
+            .configure(dead_letters::routes)
+            .configure(overview::routes),
     )
     .configure(crate::mcp::routes)
     .configure(health::routes)
+    .configure(crate::dashboard::routes)
     .service(crate::openapi::document);
 }
 

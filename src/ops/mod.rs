@@ -20,6 +20,7 @@ pub mod dead_letters;
 pub mod delivery;
 pub mod live;
 pub mod mailboxes;
+pub mod overview;
 pub mod parse;
 pub mod send;
 pub mod subscriptions;

@@ -19,6 +19,11 @@ impl RegistryHandle {
         self.storage.engine_kind()
     }
 
+    /// The agents known to have a mailbox (admin overview; broadcasts reach exactly these).
+    pub async fn known_agents(&self) -> Result<Vec<String>, Error> {
+        Ok(self.storage.known_agents().await?)
+    }
+
     /// Records `agent` as known, so broadcasts reach its mailbox.
     pub async fn touch_agent(&self, agent: &str) -> Result<(), Error> {
         Ok(self.storage.touch(agent).await?)
