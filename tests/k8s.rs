@@ -62,3 +62,53 @@ fn kustomize_renders_when_kubectl_is_installed() {
         );
     }
 }
+
+/// Every PrometheusRule alert has a `runbook_url` naming a page of `docs/runbooks/` that exists,
+/// and every runbook page belongs to an alert.
+#[test]
+fn every_alert_has_a_runbook() {
+    let rules =
+        std::fs::read_to_string(repo().join("k8s/monitoring.yaml")).expect("monitoring.yaml");
+    let mut alerts: Vec<(String, Option<String>)> = vec![];
+    for line in rules.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("- alert:") {
+            alerts.push((name.trim().to_owned(), None));
+        } else if let Some(url) = line.strip_prefix("runbook_url:") {
+            let last = alerts.last_mut().expect("runbook_url inside an alert");
+            last.1 = Some(url.trim().trim_matches('"').to_owned());
+        }
+    }
+    assert!(alerts.len() >= 7, "{alerts:?}");
+    let index = std::fs::read_to_string(repo().join("docs/runbooks/README.md")).expect("index");
+    let mut pages = vec![];
+    for (alert, url) in &alerts {
+        let url = url
+            .as_deref()
+            .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+        let page = url
+            .strip_prefix("docs/runbooks/")
+            .unwrap_or_else(|| panic!("{alert}: {url} is not under docs/runbooks/"));
+        let text = std::fs::read_to_string(repo().join(url))
+            .unwrap_or_else(|e| panic!("{alert}: {url}: {e}"));
+        assert!(
+            text.starts_with(&format!("# {alert}\n")),
+            "{url} is not {alert}'s page"
+        );
+        assert!(
+            index.contains(&format!("`{alert}`")),
+            "{alert} missing from the index"
+        );
+        pages.push(page.to_owned());
+    }
+    for entry in std::fs::read_dir(repo().join("docs/runbooks")).expect("runbooks dir") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name == "README.md" || pages.contains(&name),
+            "docs/runbooks/{name} belongs to no alert"
+        );
+    }
+}
