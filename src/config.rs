@@ -38,6 +38,7 @@ pub struct Config {
     pub topics: Topics,
     pub dead_letter: DeadLetter,
     pub spool: Spool,
+    pub cache: Cache,
     pub ws: Ws,
     pub metrics: Metrics,
     pub log: Log,
@@ -141,8 +142,21 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spool {
+    /// Where sends are kept while Redis is down; a relative path resolves against the config
+    /// file's directory (or the working directory without a file).
     pub dir: PathBuf,
+    /// Most bytes waiting for replay; past it sends answer 503. 0 disables the spool.
     pub max_bytes: u64,
+}
+
+/// The mailbox writers' caches of recent messages, served by degraded browses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Bytes one active mailbox may cache; 0 disables degraded browses.
+    pub mailbox_bytes: usize,
+    /// Bytes all caches of the node may hold together.
+    pub total_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,10 +207,15 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("redis.cluster_urls"),
         );
-        let cfg: Config = b
+        let mut cfg: Config = b
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(ConfigError::Load)?;
+        if let Some(base) = file.and_then(Path::parent) {
+            if cfg.spool.dir.is_relative() {
+                cfg.spool.dir = base.join(&cfg.spool.dir);
+            }
+        }
         cfg.validate()?;
         Ok(cfg)
     }

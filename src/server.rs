@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
+use mailbox_actors::mailbox::cache::CacheBudget;
 use mailbox_actors::model::TopicConfig;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::retry::{RetryHandle, RetrySettings};
+use mailbox_actors::spool::{Spool, SpoolSettings};
 use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
@@ -48,6 +50,8 @@ pub enum StartError {
     Storage(#[from] mailbox_actors::storage::StorageError),
     #[error("configuration key `redis.cluster_urls`: Redis Cluster is not supported by this build yet; use redis.url")]
     ClusterUnsupported,
+    #[error(transparent)]
+    Spool(#[from] mailbox_actors::spool::SpoolError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -85,6 +89,14 @@ pub async fn run(
         config.server.node_id.clone()
     };
     let storage = StorageHandle::start(engine(&config)?);
+    // The spool backs the Redis engine only: the memory engine is never unavailable.
+    let spool = match config.storage.engine {
+        EngineKind::Redis if config.spool.max_bytes > 0 => Some(Spool::open(&SpoolSettings {
+            dir: config.spool.dir.clone(),
+            max_bytes: config.spool.max_bytes,
+        })?),
+        _ => None,
+    };
     if let Err(e) = storage.ping().await {
         tracing::warn!(error = %e, "storage is not reachable yet; /health/ready reports 503 until it is");
     }
@@ -116,8 +128,16 @@ pub async fn run(
                 backoff_max_ms: config.delivery.backoff_max_ms,
                 max_attempts: config.delivery.max_attempts,
             },
+            spool: spool.clone(),
+            cache: Arc::new(CacheBudget::new(
+                config.cache.mailbox_bytes,
+                config.cache.total_bytes,
+            )),
         },
     );
+    if let Some(spool) = &spool {
+        mailbox_actors::spool::replay::start(spool.clone(), registry.clone());
+    }
     let retry = RetryHandle::start(registry.clone(), RetrySettings::default());
     let dead_letters = DeadLetterHandle::start(
         registry.clone(),
@@ -187,8 +207,30 @@ pub async fn run(
     });
     tracing::info!(%addr, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
     server.await?;
+    // Requests have drained (with them the group commits they waited for); now the spool.
+    if let Some(spool) = &spool {
+        let within = Duration::from_secs(config.server.shutdown_timeout_seconds.max(1));
+        if spool.pending() > 0 && !spool.drained(within).await {
+            tracing::warn!(
+                waiting = spool.pending(),
+                "storage did not take the whole spool before shutdown; it stays on disk and is replayed at the next start"
+            );
+        }
+    }
     tracing::info!("mailbox broker stopped");
     Ok(())
+}
+
+/// The `serve` command's shutdown: resolves on the first SIGTERM/SIGINT (graceful shutdown
+/// starts); a second signal while it runs exits at once (exit code 130), for an operator who
+/// will not wait for the spool to drain.
+pub async fn shutdown_then_force() {
+    shutdown_signal().await;
+    actix_web::rt::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second shutdown signal: exiting now");
+        std::process::exit(130);
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT: the shutdown signal of the `serve` command.

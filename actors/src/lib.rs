@@ -55,6 +55,7 @@ pub mod model;
 pub mod permission;
 pub mod registry;
 pub mod retry;
+pub mod spool;
 pub mod storage;
 pub mod stream;
 pub mod topic;

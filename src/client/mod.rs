@@ -62,7 +62,12 @@ pub struct SendReceipt {
 pub struct Page {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
+    /// Left out of a degraded page (read state lives in storage).
+    #[serde(default)]
     pub unread: u64,
+    /// Served from the broker's cache while its storage is down.
+    #[serde(default)]
+    pub degraded: bool,
 }
 
 /// The answer to an ack.

@@ -82,6 +82,9 @@ pub struct Readiness {
     /// Why storage is not ready.
     #[serde(skip)]
     pub reason: Option<String>,
+    /// Ready, but sends go to the spool (storage down, or the spool still draining).
+    #[serde(skip)]
+    pub spooling: Option<String>,
 }
 
 impl Ops {
@@ -155,19 +158,39 @@ impl Ops {
         }
     }
 
-    /// Whether storage answers (readiness probes).
+    /// Whether the node takes sends (readiness probes). Storage down with a spool that has room
+    /// is ready but degraded ("spooling"): sends are accepted durably, so a load balancer
+    /// keeps the node; a spool still draining after storage is back says so too. Storage down
+    /// without a spool, or with a full one, is not ready.
     pub async fn ready(&self) -> Readiness {
         let storage = self.registry.storage_kind();
+        let spool = self.registry.spool();
+        let pending = spool.map_or(0, |s| s.pending());
+        let room = self.limits.max_message_bytes as u64 + send::BODY_OVERHEAD as u64;
         match self.registry.ping().await {
             Ok(()) => Readiness {
                 ready: true,
                 storage,
                 reason: None,
+                spooling: (pending > 0)
+                    .then(|| format!("replaying {pending} spooled messages into storage")),
+            },
+            Err(e) if spool.is_some_and(|s| s.has_room(room)) => Readiness {
+                ready: true,
+                storage,
+                reason: None,
+                spooling: Some(format!(
+                    "storage: {e}; sends are spooled to disk ({pending} waiting)"
+                )),
             },
             Err(e) => Readiness {
                 ready: false,
                 storage,
-                reason: Some(format!("storage: {e}")),
+                reason: Some(match spool {
+                    Some(_) => format!("storage: {e}; the spool is full"),
+                    None => format!("storage: {e}"),
+                }),
+                spooling: None,
             },
         }
     }

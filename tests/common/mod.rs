@@ -124,6 +124,8 @@ pub struct Broker {
     child: Option<Child>,
     env: Vec<(String, String)>,
     pub http: reqwest::Client,
+    /// This broker's own spool directory (kept across restarts, removed on drop).
+    pub spool_dir: tempfile::TempDir,
 }
 
 fn repo() -> PathBuf {
@@ -158,7 +160,12 @@ impl Broker {
         extra: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
+        let spool_dir = tempfile::tempdir().expect("temp dir for the spool");
         let mut env: Vec<(String, String)> = vec![
+            (
+                "MAILBOX__SPOOL__DIR".into(),
+                spool_dir.path().display().to_string(),
+            ),
             ("MAILBOX__SERVER__BIND".into(), format!("127.0.0.1:{port}")),
             (
                 "MAILBOX__STORAGE__ENGINE".into(),
@@ -204,6 +211,7 @@ impl Broker {
             child: None,
             env,
             http,
+            spool_dir,
         };
         b.spawn();
         b

@@ -123,8 +123,12 @@ impl NewRecord {
 pub enum Appended {
     /// Stored now at this position.
     Stored { seq: u64 },
-    /// The idempotency key was seen before: this is the first answer's message.
+    /// The idempotency key, or the message id, was seen before: this is the first answer's
+    /// message.
     Duplicate { id: String, seq: u64 },
+    /// Storage could not take it now: kept in the node's spool, to be stored in order when it
+    /// can (see [`crate::spool`]). `id` is the message's final id.
+    Spooled { id: String },
 }
 
 /// The outcome of one atomic append.
