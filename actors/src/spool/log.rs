@@ -206,10 +206,10 @@ mod tests {
         NewRecord {
             id: crate::model::new_id(),
             record: vec![n; 40],
-            idempotency: (n % 2 == 0).then(|| format!("alice:k{n}")),
+            idempotency: n.is_multiple_of(2).then(|| format!("alice:k{n}")),
             delivery: DeliveryMeta {
                 rank: 1,
-                require_ack: n % 2 == 1,
+                require_ack: !n.is_multiple_of(2),
                 expires_ms: 7,
             },
         }
