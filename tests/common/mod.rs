@@ -145,12 +145,17 @@ impl Broker {
 
     /// A second node on the Redis of `other` (several nodes share one Redis).
     pub fn another_node(other: &Broker) -> Self {
+        Self::another_node_with(other, &[])
+    }
+
+    /// A second node on the Redis of `other`, with more `MAILBOX__…` settings.
+    pub fn another_node_with(other: &Broker, extra: &[(&str, &str)]) -> Self {
         let url = other
             .redis
             .as_ref()
             .expect("the first node runs on Redis")
             .url();
-        Self::launch(EngineKind::Redis, None, Some(url), &[])
+        Self::launch(EngineKind::Redis, None, Some(url), extra)
     }
 
     fn launch(

@@ -10,13 +10,16 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::cache::{CacheBudget, RecentCache};
+use super::consume::decode_handed;
 use super::messages::{
     AddSubscriber, CachedRange, ClearCache, Pushed, RemoteAppend, RemoveSubscriber, Replayed,
     SubscriberKey, Wake,
 };
 use crate::spool::{Offer, Spool};
 use crate::storage::events::EventBus;
-use crate::storage::{decode, AppendOutcome, NewRecord, StorageError, StorageHandle, Stream};
+use crate::storage::{
+    decode, AppendOutcome, DeliverySettings, NewRecord, StorageError, StorageHandle, Stream,
+};
 use crate::stream::{Appender, CommitLanes, StreamKind, StreamWriter};
 
 /// The writer of one mailbox.
@@ -36,6 +39,10 @@ pub struct MailboxKind {
     bus: Option<EventBus>,
     /// The highest seq pushed to subscribers so far.
     pushed_upto: u64,
+    /// Config `[delivery]`: redeliveries to live sessions are attempts like any other.
+    delivery: DeliverySettings,
+    /// A redelivery pass is running.
+    redelivering: bool,
     /// The node's spool (Redis engine); `None`: storage failures are answered as such.
     spool: Option<Spool>,
     /// The most recent messages storage acknowledged, for degraded reads.
@@ -47,6 +54,7 @@ impl MailboxKind {
         name: &str,
         lanes: CommitLanes,
         bus: Option<EventBus>,
+        delivery: DeliverySettings,
         spool: Option<Spool>,
         cache: Arc<CacheBudget>,
     ) -> Self {
@@ -56,8 +64,33 @@ impl MailboxKind {
             stream: Arc::from(name),
             bus,
             pushed_upto: 0,
+            delivery,
+            redelivering: false,
             spool,
             cache: RecentCache::new(cache),
+        }
+    }
+
+    /// Pushes redeliveries (already recorded as attempts) to one live subscriber: the first
+    /// that is still connected. None left: they come back after their ack timeout.
+    fn redeliver(&mut self, envs: Vec<crate::model::Envelope>) {
+        self.subscribers.retain(|_, r| r.connected());
+        let Some((key, r)) = self.subscribers.iter().next() else {
+            return;
+        };
+        for env in envs {
+            let Ok(json) = serde_json::to_string(&env) else {
+                continue;
+            };
+            r.do_send(Pushed {
+                subscription: key.subscription.clone(),
+                stream: self.stream.clone(),
+                seq: env.seq.parse().unwrap_or_default(),
+                json: Arc::from(json),
+                created_at_ms: env.created_at.timestamp_millis(),
+                require_ack: true,
+                redelivery: true,
+            });
         }
     }
 
@@ -94,6 +127,7 @@ impl MailboxKind {
                 json: json.clone(),
                 created_at_ms,
                 require_ack: env.require_ack,
+                redelivery: false,
             });
             true
         });
@@ -225,11 +259,40 @@ impl Handler<RemoteAppend> for MailboxWriter {
     }
 }
 
+/// Redeliveries handed to live subscribers per wake.
+const REDELIVER_BATCH: usize = 100;
+
 impl Handler<Wake> for MailboxWriter {
     type Result = ();
 
-    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
         self.liveness().wake();
+        if self.kind.redelivering || self.kind.subscribers.is_empty() {
+            return;
+        }
+        // An agent that only listens over WebSocket still gets at-least-once delivery: what is
+        // due again is taken as a further attempt and pushed on one of its live subscriptions.
+        self.kind.redelivering = true;
+        let (storage, name) = (self.storage().clone(), self.name().to_owned());
+        let delivery = self.kind.delivery.clone();
+        let fut = async move {
+            let handed = storage.redeliver(&name, REDELIVER_BATCH, &delivery).await?;
+            Ok::<_, StorageError>(decode_handed(&name, handed))
+        };
+        ctx.spawn(fut.into_actor(self).map(|r, act, ctx| {
+            act.kind.redelivering = false;
+            match r {
+                Ok(envs) if !envs.is_empty() => {
+                    let full = envs.len() == REDELIVER_BATCH;
+                    act.kind.redeliver(envs);
+                    if full {
+                        ctx.notify(Wake);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(mailbox = %act.name(), error = %e, "redelivery to live sessions failed"),
+            }
+        }));
     }
 }
 

@@ -42,6 +42,9 @@ pub struct RegistrySettings {
     pub cache: Arc<CacheBudget>,
 }
 
+/// How a redelivery wake of a mailbox is named in cross-node announcements.
+const WAKE_STREAM: &str = "wake:";
+
 /// A read-only copy of the live writers of one kind, shared with the handles so a write to a
 /// live stream skips the registry hop. Only the registry writes it.
 pub type Directory<K> = Arc<std::sync::RwLock<HashMap<String, Addr<StreamWriter<K>>>>>;
@@ -110,6 +113,7 @@ impl Registered for MailboxKind {
             name,
             reg.lanes.clone(),
             reg.settings.bus.clone(),
+            reg.settings.delivery.clone(),
             reg.settings.spool.clone(),
             reg.settings.cache.clone(),
         )
@@ -241,9 +245,14 @@ impl Handler<Notify> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
-        // Only a live actor can have waiters; an absent one has nobody to wake.
+        // Only a live writer can have waiters or sessions; an absent one has nobody to wake.
         if let Some(addr) = self.mailboxes.get(&msg.name) {
             addr.do_send(Wake);
+        }
+        // The mailbox's sessions and long-polls may be on other nodes.
+        if let Some(bus) = self.settings.bus.clone() {
+            let stream = format!("{WAKE_STREAM}{}", msg.name);
+            actix::spawn(async move { bus.announce(&stream, 0, 0).await });
         }
     }
 }
@@ -300,6 +309,10 @@ impl Handler<StreamAppended> for Registry {
     fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
         if let Some(topic) = msg.stream.strip_prefix(TOPIC_STREAM) {
             self.router.route_remote(topic, msg.first, msg.seq);
+        } else if let Some(name) = msg.stream.strip_prefix(WAKE_STREAM) {
+            if let Some(addr) = self.mailboxes.get(name) {
+                addr.do_send(Wake);
+            }
         } else if let Some(addr) = self.mailboxes.get(&msg.stream) {
             addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
         }
