@@ -28,18 +28,6 @@ async fn send(b: &Broker, to: &str, payload: Value, key: Option<&str>) -> (u16, 
     (s, v, retry_after)
 }
 
-/// Every message in `mailbox`, oldest first.
-async fn all(b: &Broker, mailbox: &str) -> Vec<Value> {
-    let (s, v) = b
-        .get(
-            &b.token(mailbox),
-            &format!("/v1/mailboxes/{mailbox}/messages?limit=500"),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    v["messages"].as_array().cloned().unwrap_or_default()
-}
-
 /// Polls `total` of `mailbox` until it is `n` (at most 30 s): the replay is asynchronous.
 async fn wait_total(b: &Broker, mailbox: &str, n: u64) {
     let start = Instant::now();
@@ -100,7 +88,7 @@ async fn spooled_sends_reach_redis_in_order_when_it_returns() {
 
     b.redis.as_mut().expect("redis").restart();
     wait_total(&b, "bob", 21).await;
-    let msgs = all(&b, "bob").await;
+    let msgs = b.messages("bob").await;
     let mut want = vec![json!("before")];
     want.extend((0..20).map(|i| json!(i)));
     assert_eq!(payloads(&msgs), want, "in order, each once");
@@ -128,7 +116,7 @@ async fn spooled_sends_survive_a_kill_9_of_the_broker() {
     b.redis.as_mut().expect("redis").restart();
     b.crash_and_restart();
     wait_total(&b, "bob", 16).await;
-    let msgs = all(&b, "bob").await;
+    let msgs = b.messages("bob").await;
     let got: Vec<Value> = msgs[1..].iter().map(|m| m["id"].clone()).collect();
     assert_eq!(got, ids, "all present, in order, exactly once");
     // And a second restart replays nothing twice.
@@ -164,7 +152,7 @@ async fn a_full_spool_answers_503_and_keeps_nothing() {
 
     b.redis.as_mut().expect("redis").restart();
     wait_total(&b, "bob", 1 + accepted.len() as u64).await;
-    let got = payloads(&all(&b, "bob").await);
+    let got = payloads(&b.messages("bob").await);
     assert_eq!(got[1..], accepted[..]);
     assert!(
         refused.iter().all(|r| !got.contains(r)),
@@ -228,7 +216,7 @@ async fn redis_killed_mid_load_with_idempotent_retries_loses_and_duplicates_noth
     let ids = load.await.expect("load");
     assert_eq!(ids.len(), N);
     wait_total(&b, "bob", 1 + N as u64).await;
-    let msgs = all(&b, "bob").await;
+    let msgs = b.messages("bob").await;
     let stored: HashSet<Value> = msgs.iter().map(|m| m["payload"].clone()).collect();
     assert_eq!(stored.len(), 1 + N, "no duplicate");
     let stored_ids: HashSet<Value> = msgs.iter().map(|m| m["id"].clone()).collect();
@@ -330,7 +318,7 @@ async fn sigterm_with_queued_writes_loses_nothing() {
     assert!(status.success(), "graceful exit: {status:?}");
     let accepted = load.await.expect("load");
     b.crash_and_restart();
-    let got = payloads(&all(&b, "bob").await);
+    let got = payloads(&b.messages("bob").await);
     for i in 0..10 {
         assert!(got.contains(&json!(format!("s{i}"))), "spooled s{i} lost");
     }

@@ -67,14 +67,7 @@ async fn a_writer_that_panics_mid_batch_is_restarted_and_nothing_is_lost() {
         "the other mailbox never noticed"
     );
     for to in ["crashy", "calm"] {
-        let (s, page) = b
-            .get(
-                &b.token(to),
-                &format!("/v1/mailboxes/{to}/messages?limit=100"),
-            )
-            .await;
-        assert_eq!(s, 200, "{page}");
-        let msgs = page["messages"].as_array().expect("messages");
+        let msgs = b.messages(to).await;
         let ids: HashSet<&Value> = msgs.iter().map(|m| &m["id"]).collect();
         assert_eq!(msgs.len(), 40, "{to}: each accepted message exactly once");
         assert_eq!(ids.len(), 40);

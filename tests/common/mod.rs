@@ -334,6 +334,18 @@ impl Broker {
         v
     }
 
+    /// Every message in `mailbox` (at most 500), oldest first, read with its owner's token.
+    pub async fn messages(&self, mailbox: &str) -> Vec<Value> {
+        let (status, v) = self
+            .get(
+                &self.token(mailbox),
+                &format!("/v1/mailboxes/{mailbox}/messages?limit=500"),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["messages"].as_array().cloned().unwrap_or_default()
+    }
+
     /// `total` in `mailbox`, read with its owner's token.
     pub async fn total(&self, mailbox: &str) -> u64 {
         let (status, v) = self
