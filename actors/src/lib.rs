@@ -28,6 +28,12 @@
 //!          requeue (→ MailboxHandle::deliver), purge, retention cleanup
 //! ```
 //!
+//! While storage cannot take a mailbox append, the mailbox writer puts it in the node's
+//! [`spool`] (an fsynced on-disk log) instead and answers `Spooled`; the spool's replayer
+//! stores it in order when storage is back (idempotently: an append of a message id the stream
+//! holds answers `Duplicate`). Each mailbox writer also keeps a bounded cache of its recent
+//! stored messages, which browses fall back to while storage is down.
+//!
 //! Every stream has exactly one writer on a node: direct sends, fan-out and broadcast copies and
 //! dead-letter requeues into a mailbox all go through its [`stream::StreamWriter`].
 //!
