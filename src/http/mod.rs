@@ -4,6 +4,7 @@
 //!
 //! [`Agent`]: crate::auth::Agent
 
+pub mod admin;
 pub mod dead_letters;
 pub mod delivery;
 pub mod health;
@@ -35,7 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(subscriptions::routes)
             .configure(crate::ws::routes)
             .configure(delivery::routes)
-            .configure(dead_letters::routes),
+            .configure(dead_letters::routes)
+            .configure(admin::routes),
     )
     .configure(health::routes);
 }
