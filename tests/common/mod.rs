@@ -143,12 +143,17 @@ impl Broker {
 
     /// A second node on the Redis of `other` (several nodes share one Redis).
     pub fn another_node(other: &Broker) -> Self {
+        Self::another_node_with(other, &[])
+    }
+
+    /// A second node on the Redis of `other`, with more `MAILBOX__…` settings.
+    pub fn another_node_with(other: &Broker, extra: &[(&str, &str)]) -> Self {
         let url = other
             .redis
             .as_ref()
             .expect("the first node runs on Redis")
             .url();
-        Self::launch(EngineKind::Redis, None, Some(url), &[])
+        Self::launch(EngineKind::Redis, None, Some(url), extra)
     }
 
     fn launch(
@@ -298,6 +303,15 @@ impl Broker {
             .await
             .expect("GET");
         status_json(r).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).bearer_auth(token);
+        let r = match body {
+            Some(b) => r.json(b),
+            None => r,
+        };
+        status_json(r.send().await.expect("DELETE")).await
     }
 
     pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {

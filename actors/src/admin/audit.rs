@@ -1,6 +1,8 @@
 //! The audit trail: every event goes to the `audit` tracing target at once and to storage (a
 //! capped Redis stream, or the memory engine's ring) in the background, so a refusal is never
-//! slowed by its own record. Denials are also counted per agent: `threshold` of them within
+//! slowed by its own record. One writer task stores the events in the order they were recorded,
+//! through a bounded queue: past [`QUEUE`] waiting events (a flood of denials against a slow
+//! Redis) further ones are only logged, and counted in `mailbox_audit_dropped_total`. Denials are also counted per agent: `threshold` of them within
 //! `window` raise one `security_alert` (a WARN log and `mailbox_security_alerts_total`), and
 //! then no other for that agent until a whole window has passed since the alert.
 
@@ -15,9 +17,12 @@ use crate::error::Error;
 use crate::model::{AuditEvent, AuditKind, AuditPage, AuditQuery};
 use crate::registry::RegistryHandle;
 use crate::storage::StorageHandle;
+use tokio::sync::mpsc;
 
 /// Agents tracked before idle ones are swept from the denial counter.
 const SWEEP_OVER: usize = 10_000;
+/// Events waiting to be stored before new ones are dropped (still logged).
+const QUEUE: usize = 10_000;
 
 /// When denials become an alert (config `[audit]`).
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +42,8 @@ struct Denials {
 #[derive(Clone)]
 pub struct AuditLog {
     storage: StorageHandle,
-    max_len: u64,
+    /// To the writer task, which stores events one at a time, in order.
+    queue: mpsc::Sender<AuditEvent>,
     alerts: AlertSettings,
     denials: Arc<Mutex<HashMap<String, Denials>>>,
 }
@@ -45,25 +51,38 @@ pub struct AuditLog {
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuditLog")
-            .field("max_len", &self.max_len)
             .field("alerts", &self.alerts)
             .finish_non_exhaustive()
     }
 }
 
 impl AuditLog {
-    /// `max_len`: events kept (the oldest go first).
+    /// `max_len`: events kept (the oldest go first). Starts the writer task, so it must be
+    /// called inside a Tokio runtime.
     pub fn new(registry: &RegistryHandle, max_len: u64, alerts: AlertSettings) -> Self {
+        Self::start(registry.storage().clone(), max_len, alerts)
+    }
+
+    fn start(storage: StorageHandle, max_len: u64, alerts: AlertSettings) -> Self {
+        let (queue, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
+        let writer = storage.clone();
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                if let Err(e) = writer.audit_append(event, max_len).await {
+                    tracing::warn!(error = %e, "could not store an audit event");
+                }
+            }
+        });
         Self {
-            storage: registry.storage().clone(),
-            max_len,
+            storage,
+            queue,
             alerts,
             denials: Arc::default(),
         }
     }
 
-    /// Records an event: logged now, stored in the background (a storage failure is logged,
-    /// never passed to the caller: the action it describes has already happened).
+    /// Records an event: logged now, stored in the background, in order (a storage failure is
+    /// logged, never passed to the caller: the action it describes has already happened).
     pub fn record(&self, kind: AuditKind, agent: Option<&str>, detail: Value) {
         let agent_field = agent.unwrap_or("-");
         match kind {
@@ -81,13 +100,9 @@ impl AuditLog {
             agent: agent.map(str::to_owned),
             detail,
         };
-        let storage = self.storage.clone();
-        let max_len = self.max_len;
-        tokio::spawn(async move {
-            if let Err(e) = storage.audit_append(event, max_len).await {
-                tracing::warn!(error = %e, "could not store an audit event");
-            }
-        });
+        if self.queue.try_send(event).is_err() {
+            metrics::counter!("mailbox_audit_dropped_total").increment(1);
+        }
     }
 
     /// A permission denial: recorded, and counted towards a security alert.
@@ -157,15 +172,14 @@ mod tests {
         let storage = StorageHandle::start(crate::storage::Engine::Memory(
             crate::storage::memory::MemoryEngine::new(),
         ));
-        let log = AuditLog {
+        let log = AuditLog::start(
             storage,
-            max_len: 100,
-            alerts: AlertSettings {
+            100,
+            AlertSettings {
                 threshold: 20,
                 window: Duration::from_secs(60),
             },
-            denials: Arc::default(),
-        };
+        );
         let t0 = Instant::now();
         let alerts: Vec<usize> = (0..25)
             .filter_map(|i| log.count_denial("mallory", t0 + Duration::from_millis(i)))
