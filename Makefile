@@ -4,7 +4,7 @@ REDIS_PORT ?= 6379
 DATA ?= .data
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server ensure-python-venv
+.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server ensure-python ensure-node
 
 ## run: install and start a local Redis if none answers, build, print an admin token, serve.
 run: redis-up release
@@ -13,9 +13,10 @@ run: redis-up release
 	@echo "== broker on http://127.0.0.1:7700 (Ctrl-C to stop)"
 	MAILBOX__REDIS__URL=redis://127.0.0.1:$(REDIS_PORT) ./target/release/mailbox serve
 
-## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, pycasbin parity).
-## Installs redis-server and python3-venv if missing.
-test: ensure-redis-server ensure-python-venv
+## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
+## Python and TypeScript SDKs, pycasbin parity of the policy). Installs redis-server, python3-venv and npm if missing; the MCP
+## tests install the SDKs themselves (pip, npm) into target/tmp once.
+test: ensure-redis-server ensure-python ensure-node
 	$(CARGO) test --workspace --all-targets
 
 ## lint: formatting and clippy, warnings are errors.
@@ -43,12 +44,19 @@ ensure-redis-server:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@command -v redis-server >/dev/null || { echo "redis-server is required and could not be installed" >&2; exit 1; }
 
-# The pycasbin parity test (tests/admin_cli.rs) makes a venv and pip-installs casbin into it.
-ensure-python-venv:
+ensure-python:
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
-	  echo "== installing python3-venv"; \
+	  echo "== installing python3 and python3-venv (the MCP tests run the official Python SDK, the policy test pycasbin)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv >/dev/null; }
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "python3 with venv is required and could not be installed" >&2; exit 1; }
+
+ensure-node:
+	@command -v npm >/dev/null || { \
+	  echo "== installing nodejs and npm (the MCP tests run the official TypeScript SDK)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	@command -v npm >/dev/null || { echo "npm is required and could not be installed" >&2; exit 1; }
 
 ## redis-up: start a local Redis on 127.0.0.1:$(REDIS_PORT) with AOF in $(DATA)/redis, unless one answers.
 redis-up: ensure-redis-server

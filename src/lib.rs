@@ -22,11 +22,13 @@
 //! the shutdown future it is given resolves.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod mcp;
 pub mod ops;
 pub mod server;
 pub mod telemetry;

@@ -153,39 +153,12 @@ const REQUESTS: &[(&str, &str, &str)] = &[
     ("carol", "mailbox:carol", "read"),
 ];
 
-/// pycasbin in a fresh venv (the directory, and its python). A pip that cannot install casbin
-/// fails the test: CI reaches PyPI.
-fn pycasbin() -> (tempfile::TempDir, PathBuf) {
-    let venv = tempfile::tempdir().expect("tempdir");
-    let ok = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(venv.path())
-        .status()
-        .expect("python3 must be installed (make test installs it)");
-    assert!(ok.success(), "python3 -m venv failed");
-    let python = venv.path().join("bin/python");
-    let pip = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "casbin",
-        ])
-        .output()
-        .expect("pip");
-    assert!(
-        pip.status.success(),
-        "pip install casbin failed: {}",
-        String::from_utf8_lossy(&pip.stderr)
-    );
-    (venv, python)
-}
+/// The pycasbin release the parity test runs.
+const PYCASBIN: &str = "casbin==1.43.0";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pycasbin_decides_the_same() {
-    let (_venv, python) = pycasbin();
+    let python = common::python::venv_with("pycasbin", PYCASBIN);
     let script = r#"
 import json, sys, casbin
 e = casbin.Enforcer(sys.argv[1], sys.argv[2])

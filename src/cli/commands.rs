@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use mailbox_actors::model::Payload;
 use serde_json::{json, Value};
 
 use super::Conn;
@@ -201,11 +202,8 @@ pub struct InboxArgs {
     json: bool,
 }
 
-pub(super) fn preview(v: &Value, width: usize) -> String {
-    let s = match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+pub(super) fn preview(p: &Payload, width: usize) -> String {
+    let s = p.as_string().unwrap_or_else(|| p.get().to_owned());
     let one_line: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -208,7 +208,7 @@ pub async fn dlq(a: DlqArgs) -> Result<(), String> {
                     s("mailbox"),
                     s("failed_at"),
                     d["message"]["id"].as_str().unwrap_or_default(),
-                    preview(&d["last_error"], 40)
+                    preview(&mailbox_actors::model::Payload::from(&d["last_error"]), 40)
                 );
             }
             println!(

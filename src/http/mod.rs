@@ -19,11 +19,11 @@ use std::time::Instant;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::Instrument;
 
+pub use crate::body::read_body;
 use crate::error::ApiError;
 
 /// Routes of every resource.
@@ -39,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(dead_letters::routes)
             .configure(admin::routes),
     )
+    .configure(crate::mcp::routes)
     .configure(health::routes);
 }
 
@@ -72,22 +73,6 @@ pub fn created_or_ok(created: bool, body: &impl Serialize) -> HttpResponse {
     } else {
         HttpResponse::Ok().json(body)
     }
-}
-
-/// Reads a request body of at most `limit` bytes; larger answers 413 without reading it all.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::Engine(mailbox_actors::Error::TooLarge {
-                field: "body".into(),
-                message: format!("request body is over the limit of {limit} bytes"),
-            }));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Parses a JSON body; anything unparsable is `bad_request` with serde's explanation.

@@ -5,7 +5,7 @@ use std::time::Instant;
 use mailbox_actors::dispatch::{BatchItem, SendReceipt, MAX_BATCH};
 use mailbox_actors::model::{Address, SendRequest};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::Ops;
 use crate::auth::Agent;
@@ -24,12 +24,12 @@ pub struct SendArgs {
     pub idempotency_key: Option<String>,
 }
 
-/// A batch: each item is a message object, parsed here so a bad item is refused with its
-/// `details.index`.
+/// A batch: each item is a message object, kept raw and parsed here so a bad item is refused
+/// with its `details.index` and payloads stay byte-exact.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BatchArgs {
-    pub messages: Vec<Value>,
+    pub messages: Vec<Box<RawValue>>,
 }
 
 /// `{results}`: one receipt per item, in order.
@@ -49,9 +49,7 @@ fn send_object(to: &Address) -> String {
 /// What a send counts against a byte quota: the payload as JSON text (a blob reference counts
 /// its id only; blobs have their own limit).
 fn payload_bytes(req: &SendRequest) -> u64 {
-    req.payload
-        .as_ref()
-        .map_or(0, |p| serde_json::to_vec(p).map_or(0, |v| v.len() as u64))
+    req.payload.as_ref().map_or(0, |p| p.get().len() as u64)
 }
 
 impl Ops {
@@ -101,7 +99,11 @@ impl Ops {
         Ok(BatchReceipt { results })
     }
 
-    fn check_batch(&self, agent: &Agent, items: Vec<Value>) -> Result<Vec<BatchItem>, ApiError> {
+    fn check_batch(
+        &self,
+        agent: &Agent,
+        items: Vec<Box<RawValue>>,
+    ) -> Result<Vec<BatchItem>, ApiError> {
         if items.is_empty() || items.len() > MAX_BATCH {
             return Err(ApiError::validation(
                 "messages",
@@ -110,7 +112,7 @@ impl Ops {
         }
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.into_iter().enumerate() {
-            let mut req: SendRequest = serde_json::from_value(item)
+            let mut req: SendRequest = serde_json::from_str(item.get())
                 .map_err(|e| ApiError::BadRequest(format!("invalid message: {e}")).at_index(i))?;
             let to = req
                 .validate(&self.message_limits)

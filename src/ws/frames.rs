@@ -74,8 +74,31 @@ impl ClientFrame {
         if !value.is_object() {
             return Err((reference, "a frame is one JSON object".into()));
         }
-        serde_json::from_value(value).map_err(|e| (reference, format!("bad frame: {e}")))
+        let bad = |e: serde_json::Error| (reference.clone(), format!("bad frame: {e}"));
+        if value.get("op").and_then(Value::as_str) == Some("send") {
+            // Parsed again from the text, so the payload keeps its exact bytes (a `Value` has
+            // already rounded its numbers).
+            let f: SendFrame = serde_json::from_str(text).map_err(bad)?;
+            return Ok(ClientFrame::Send {
+                reference: f.reference,
+                message: f.message,
+                idempotency_key: f.idempotency_key,
+            });
+        }
+        serde_json::from_value(value).map_err(bad)
     }
+}
+
+/// The `send` op, read straight from the frame's text (see [`ClientFrame::parse`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendFrame {
+    #[serde(rename = "op")]
+    _op: String,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+    message: Box<SendRequest>,
+    idempotency_key: Option<String>,
 }
 
 /// A server frame.

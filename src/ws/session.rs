@@ -214,7 +214,7 @@ impl WsSession {
         if let Some(c) = self.close.take() {
             let _ = c.send(CloseReason {
                 code: CloseCode::from(code),
-                description: Some(reason.to_owned()),
+                description: (!reason.is_empty()).then(|| reason.to_owned()),
             });
         }
         ctx.stop();
@@ -345,8 +345,10 @@ impl WsSession {
         let Some(sub) = self.subs.get_mut(&p.subscription) else {
             return;
         };
-        if matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
-            // Live only, and seqs come from many topics: nothing to order or resume.
+        if p.redelivery || matches!((&sub.source, &sub.mode), (Source::Pattern, Mode::Live)) {
+            // A redelivery is already recorded as its next attempt, and goes out whatever the
+            // cursor says (the stream position was sent before). A pattern is live only, and
+            // its seqs come from many topics: nothing to order or resume.
             return self.push_out(&p, ctx);
         }
         match &mut sub.mode {
@@ -458,7 +460,12 @@ impl StreamHandler<Result<AggregatedMessage, ProtocolError>> for WsSession {
                 self.send(Outgoing::Pong(b), ctx);
             }
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            // Answer the client's close at once (echoing its code), so its close handshake
+            // completes now rather than when the connection times out.
+            Ok(AggregatedMessage::Close(reason)) => {
+                let code = reason.map_or(CloseCode::Normal.into(), |r| u16::from(r.code));
+                self.close_with(code, "", ctx)
+            }
             Err(ProtocolError::Overflow) => {
                 self.close_with(CLOSE_TOO_BIG, "frame over ws.max_frame_bytes", ctx)
             }

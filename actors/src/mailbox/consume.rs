@@ -27,27 +27,7 @@ impl MailboxHandle {
                 self.registry.delivery(),
             )
             .await?;
-        Ok(self.decode_handed(handed))
-    }
-
-    fn decode_handed(&self, handed: Vec<Handed>) -> Vec<Envelope> {
-        handed
-            .into_iter()
-            .filter_map(|h| match h.decode() {
-                Ok(env) => {
-                    if h.attempt > 1 {
-                        metrics::counter!("mailbox_redeliveries_total").increment(1);
-                    }
-                    Some(env)
-                }
-                Err(e) => {
-                    // Handed over but unreadable: it will time out and be dead-lettered if it
-                    // awaited an ack; nothing a client could do with it.
-                    tracing::error!(mailbox = %self.name, seq = h.seq, error = %e, "corrupt record skipped by receive");
-                    None
-                }
-            })
-            .collect()
+        Ok(decode_handed(&self.name, handed))
     }
 
     /// Receives, and if nothing is receivable waits up to `wait` for something to be.
@@ -90,4 +70,25 @@ impl MailboxHandle {
         }
         Ok(taken)
     }
+}
+
+/// The envelopes of what was handed over (attempt filled in); a corrupt record is skipped.
+pub(crate) fn decode_handed(mailbox: &str, handed: Vec<Handed>) -> Vec<Envelope> {
+    handed
+        .into_iter()
+        .filter_map(|h| match h.decode() {
+            Ok(env) => {
+                if h.attempt > 1 {
+                    metrics::counter!("mailbox_redeliveries_total").increment(1);
+                }
+                Some(env)
+            }
+            Err(e) => {
+                // Handed over but unreadable: it will time out and be dead-lettered if it
+                // awaited an ack; nothing a client could do with it.
+                tracing::error!(%mailbox, seq = h.seq, error = %e, "corrupt record skipped by receive");
+                None
+            }
+        })
+        .collect()
 }

@@ -25,6 +25,9 @@ pub struct Pushed {
     /// The message awaits an ack: a session sends it through its ordered path that records
     /// the delivery attempt first.
     pub require_ack: bool,
+    /// A redelivery already recorded as an attempt (its `attempt` is in the JSON): the session
+    /// sends it as it is, whatever its cursor.
+    pub redelivery: bool,
 }
 
 /// Push every message stored from now on to `recipient`; answers the last seq this node stored.
@@ -48,8 +51,8 @@ pub struct RemoveSubscriber {
 pub struct RemoteAppend {
     pub seq: u64,
 }
-/// Something became receivable without a write through this actor (a redelivery): wake the
-/// long-polls.
+/// Something became receivable without a write through this writer (a redelivery, on this node
+/// or another): wake the long-polls, and hand redeliveries to a live subscriber.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Wake;

@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::consume::decode_handed;
 use super::messages::{AddSubscriber, Pushed, RemoteAppend, RemoveSubscriber, SubscriberKey, Wake};
 use crate::storage::events::EventBus;
-use crate::storage::{decode, AppendOutcome, NewRecord, StorageError, StorageHandle, Stream};
+use crate::storage::{
+    decode, AppendOutcome, DeliverySettings, NewRecord, StorageError, StorageHandle, Stream,
+};
 use crate::stream::{Appender, CommitLanes, StreamKind, StreamWriter};
 
 /// The writer of one mailbox.
@@ -29,16 +32,50 @@ pub struct MailboxKind {
     bus: Option<EventBus>,
     /// The highest seq pushed to subscribers so far.
     pushed_upto: u64,
+    /// Config `[delivery]`: redeliveries to live sessions are attempts like any other.
+    delivery: DeliverySettings,
+    /// A redelivery pass is running.
+    redelivering: bool,
 }
 
 impl MailboxKind {
-    pub fn new(name: &str, lanes: CommitLanes, bus: Option<EventBus>) -> Self {
+    pub fn new(
+        name: &str,
+        lanes: CommitLanes,
+        bus: Option<EventBus>,
+        delivery: DeliverySettings,
+    ) -> Self {
         Self {
             lanes,
             subscribers: HashMap::new(),
             stream: Arc::from(name),
             bus,
             pushed_upto: 0,
+            delivery,
+            redelivering: false,
+        }
+    }
+
+    /// Pushes redeliveries (already recorded as attempts) to one live subscriber: the first
+    /// that is still connected. None left: they come back after their ack timeout.
+    fn redeliver(&mut self, envs: Vec<crate::model::Envelope>) {
+        self.subscribers.retain(|_, r| r.connected());
+        let Some((key, r)) = self.subscribers.iter().next() else {
+            return;
+        };
+        for env in envs {
+            let Ok(json) = serde_json::to_string(&env) else {
+                continue;
+            };
+            r.do_send(Pushed {
+                subscription: key.subscription.clone(),
+                stream: self.stream.clone(),
+                seq: env.seq.parse().unwrap_or_default(),
+                json: Arc::from(json),
+                created_at_ms: env.created_at.timestamp_millis(),
+                require_ack: true,
+                redelivery: true,
+            });
         }
     }
 
@@ -75,6 +112,7 @@ impl MailboxKind {
                 json: json.clone(),
                 created_at_ms,
                 require_ack: env.require_ack,
+                redelivery: false,
             });
             true
         });
@@ -177,10 +215,39 @@ impl Handler<RemoteAppend> for MailboxWriter {
     }
 }
 
+/// Redeliveries handed to live subscribers per wake.
+const REDELIVER_BATCH: usize = 100;
+
 impl Handler<Wake> for MailboxWriter {
     type Result = ();
 
-    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+    fn handle(&mut self, _: Wake, ctx: &mut Context<Self>) {
         self.liveness().wake();
+        if self.kind.redelivering || self.kind.subscribers.is_empty() {
+            return;
+        }
+        // An agent that only listens over WebSocket still gets at-least-once delivery: what is
+        // due again is taken as a further attempt and pushed on one of its live subscriptions.
+        self.kind.redelivering = true;
+        let (storage, name) = (self.storage().clone(), self.name().to_owned());
+        let delivery = self.kind.delivery.clone();
+        let fut = async move {
+            let handed = storage.redeliver(&name, REDELIVER_BATCH, &delivery).await?;
+            Ok::<_, StorageError>(decode_handed(&name, handed))
+        };
+        ctx.spawn(fut.into_actor(self).map(|r, act, ctx| {
+            act.kind.redelivering = false;
+            match r {
+                Ok(envs) if !envs.is_empty() => {
+                    let full = envs.len() == REDELIVER_BATCH;
+                    act.kind.redeliver(envs);
+                    if full {
+                        ctx.notify(Wake);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(mailbox = %act.name(), error = %e, "redelivery to live sessions failed"),
+            }
+        }));
     }
 }

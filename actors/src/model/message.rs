@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::address::{is_valid_agent_id, Address};
+use super::payload::Payload;
 
 /// Delivery priority: `receive` hands out higher first; browsing keeps stream order.
 #[derive(
@@ -39,7 +40,7 @@ impl Priority {
 pub struct SendRequest {
     pub to: String,
     #[serde(default)]
-    pub payload: Option<Value>,
+    pub payload: Option<Payload>,
     #[serde(default)]
     pub content_type: Option<String>,
     #[serde(default)]
@@ -80,7 +81,7 @@ pub struct Envelope {
     pub topic: Option<String>,
     pub to: String,
     pub content_type: String,
-    pub payload: Value,
+    pub payload: Payload,
     pub encoding: Option<String>,
     #[serde(default)]
     pub metadata: serde_json::Map<String, Value>,
@@ -193,15 +194,13 @@ impl SendRequest {
                     if payload.is_null() {
                         return Err(invalid("payload", "`payload` must not be null"));
                     }
-                    match payload {
-                        Value::String(s) => s.len(),
-                        other => serde_json::to_vec(other)
-                            .map(|v| v.len())
-                            .unwrap_or(usize::MAX),
+                    match payload.as_string() {
+                        Some(s) => s.len(),
+                        None => payload.get().len(),
                     }
                 }
                 Some("base64") => {
-                    let Value::String(s) = payload else {
+                    let Some(s) = payload.as_string() else {
                         return Err(invalid(
                             "payload",
                             "with `encoding: base64` the payload must be a string",
@@ -289,9 +288,9 @@ impl SendRequest {
 
     /// Builds the envelope for one stream copy. `from` is always the authenticated agent.
     pub fn into_envelope(self, from: &str, id: String, now: DateTime<Utc>) -> Envelope {
-        let payload = self.payload.unwrap_or(Value::Null);
+        let payload = self.payload.unwrap_or_default();
         let content_type = self.content_type.unwrap_or_else(|| {
-            if payload.is_string() && self.encoding.is_none() {
+            if payload.get().starts_with('"') && self.encoding.is_none() {
                 "text/plain".to_owned()
             } else if self.encoding.is_some() || self.blob.is_some() {
                 "application/octet-stream".to_owned()

@@ -4,6 +4,7 @@ pub mod address;
 pub mod admin;
 pub mod delivery;
 pub mod message;
+pub mod payload;
 pub mod topic;
 
 pub use address::{is_valid_agent_id, is_valid_topic, is_valid_topic_pattern, Address};
@@ -19,6 +20,7 @@ pub use message::{
     check_mailbox_name, Envelope, MailboxConfig, MessageFilter, MessageLimits, Overflow, Priority,
     RequestError, SendRequest,
 };
+pub use payload::Payload;
 pub use topic::{
     check_topic_name, check_topic_pattern, is_single_topic, is_under, Subscription, TopicConfig,
     TopicStats,

@@ -36,6 +36,9 @@ pub struct RegistrySettings {
     pub delivery: DeliverySettings,
 }
 
+/// How a redelivery wake of a mailbox is named in cross-node announcements.
+const WAKE_STREAM: &str = "wake:";
+
 /// A read-only copy of the live writers of one kind, shared with the handles so a write to a
 /// live stream skips the registry hop. Only the registry writes it.
 pub type Directory<K> = Arc<std::sync::RwLock<HashMap<String, Addr<StreamWriter<K>>>>>;
@@ -100,7 +103,12 @@ pub trait Registered: StreamKind {
 
 impl Registered for MailboxKind {
     fn make(name: &str, reg: &Registry) -> Self {
-        MailboxKind::new(name, reg.lanes.clone(), reg.settings.bus.clone())
+        MailboxKind::new(
+            name,
+            reg.lanes.clone(),
+            reg.settings.bus.clone(),
+            reg.settings.delivery.clone(),
+        )
     }
 
     fn writers(reg: &mut Registry) -> &mut Writers<Self> {
@@ -229,9 +237,14 @@ impl Handler<Notify> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Notify, _: &mut Context<Self>) {
-        // Only a live actor can have waiters; an absent one has nobody to wake.
+        // Only a live writer can have waiters or sessions; an absent one has nobody to wake.
         if let Some(addr) = self.mailboxes.get(&msg.name) {
             addr.do_send(Wake);
+        }
+        // The mailbox's sessions and long-polls may be on other nodes.
+        if let Some(bus) = self.settings.bus.clone() {
+            let stream = format!("{WAKE_STREAM}{}", msg.name);
+            actix::spawn(async move { bus.announce(&stream, 0, 0).await });
         }
     }
 }
@@ -288,6 +301,10 @@ impl Handler<StreamAppended> for Registry {
     fn handle(&mut self, msg: StreamAppended, _: &mut Context<Self>) {
         if let Some(topic) = msg.stream.strip_prefix(TOPIC_STREAM) {
             self.router.route_remote(topic, msg.first, msg.seq);
+        } else if let Some(name) = msg.stream.strip_prefix(WAKE_STREAM) {
+            if let Some(addr) = self.mailboxes.get(name) {
+                addr.do_send(Wake);
+            }
         } else if let Some(addr) = self.mailboxes.get(&msg.stream) {
             addr.do_send(crate::mailbox::messages::RemoteAppend { seq: msg.seq });
         }

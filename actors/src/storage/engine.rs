@@ -148,6 +148,11 @@ storage_ops! {
         /// Hands over up to `max` receivable messages, highest priority first; each is a
         /// delivery attempt.
         fn receive(mailbox: &str, max: usize, settings: &DeliverySettings) -> Vec<Handed>;
+        /// Hands over up to `max` receivable messages that were handed over before (redeliveries:
+        /// unacked past their ack timeout, or nacked with requeue, and due again), highest
+        /// priority first; each is a further delivery attempt. A live WebSocket session takes
+        /// these for an agent that never calls `receive`.
+        fn redeliver(mailbox: &str, max: usize, settings: &DeliverySettings) -> Vec<Handed>;
         /// Records a hand-over of the given seqs (e.g. a WebSocket push) as an attempt. Answers
         /// the seqs that were receivable, with their attempt numbers; others are left alone.
         fn take(mailbox: &str, seqs: Vec<u64>, settings: &DeliverySettings) -> Vec<(u64, u32)>;

@@ -236,7 +236,7 @@ mod tests {
     fn env(payload: serde_json::Value) -> Envelope {
         let req = SendRequest {
             to: "mailbox:b".into(),
-            payload: Some(payload),
+            payload: Some(payload.into()),
             ..Default::default()
         };
         req.into_envelope("a", crate::model::new_id(), Utc::now())

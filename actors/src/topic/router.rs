@@ -210,6 +210,7 @@ impl Handler<Route> for Router {
                 // A topic history has no delivery state: nothing there awaits an ack (the
                 // mailbox copies of durable subscribers do, and are pushed by their mailbox).
                 require_ack: false,
+                redelivery: false,
             });
         });
         if !gone.is_empty() {

@@ -135,27 +135,29 @@ impl State {
     }
 }
 
-#[async_trait]
-impl Delivery for MemoryEngine {
-    async fn receive(
+impl MemoryEngine {
+    /// Hands over up to `max` messages that `next` picks (given those looked at so far),
+    /// looking at most 1000.
+    fn hand_over(
         &self,
         mailbox: &str,
         max: usize,
         settings: &DeliverySettings,
-    ) -> Result<Vec<Handed>, StorageError> {
+        next: impl Fn(&Mailbox, &[u64]) -> Option<u64>,
+    ) -> Vec<Handed> {
         let mut st = self.lock();
         let now = now_ms();
         let deadline = now + settings.ack_timeout_ms();
         let Some(mb) = st.mailboxes.get_mut(mailbox) else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let (mut got, mut buried, mut flying) = (Vec::new(), Vec::new(), Vec::new());
-        let mut looked = 0;
-        while got.len() < max && looked < 1000 {
-            let Some(&(_, seq)) = mb.ready.first() else {
+        let mut looked = Vec::new();
+        while got.len() < max && looked.len() < 1000 {
+            let Some(seq) = next(mb, &looked) else {
                 break;
             };
-            looked += 1;
+            looked.push(seq);
             let (h, b) = mb.hand(seq, now, deadline);
             if h.is_some() && mb.flight.contains_key(&seq) {
                 flying.push(seq);
@@ -169,7 +171,37 @@ impl Delivery for MemoryEngine {
         for b in buried {
             st.bury(mailbox, b);
         }
-        Ok(got)
+        got
+    }
+}
+
+#[async_trait]
+impl Delivery for MemoryEngine {
+    async fn receive(
+        &self,
+        mailbox: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        // The best ready message, again and again: a hand-over takes it out of ready.
+        let next = |mb: &Mailbox, _: &[u64]| mb.ready.first().map(|&(_, seq)| seq);
+        Ok(self.hand_over(mailbox, max, settings, next))
+    }
+
+    async fn redeliver(
+        &self,
+        mailbox: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        // The best ready message handed over before that this pass has not looked at.
+        let next = |mb: &Mailbox, seen: &[u64]| {
+            mb.ready
+                .iter()
+                .map(|&(_, seq)| seq)
+                .find(|seq| mb.attempts(*seq) > 0 && !seen.contains(seq))
+        };
+        Ok(self.hand_over(mailbox, max, settings, next))
     }
 
     async fn take(

@@ -194,6 +194,27 @@ impl RedisEngine {
     }
 }
 
+impl RedisEngine {
+    /// `receive` or `redeliver` (the script's ops of those names): up to `max` hand-overs,
+    /// looking at most 1000 ready messages.
+    async fn hand_over(
+        &self,
+        mailbox: &str,
+        op: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        let mut inv = self.delivery_call(mailbox, op, Utc::now().timestamp_millis(), settings);
+        inv.arg(max).arg(1000);
+        let mut c = self.conn().await?;
+        let (r, buried) = self.run_delivery(&mut c, &inv).await?;
+        let (handed, sched) = parse_handed(&r)?;
+        self.schedule_at(&mut c, mailbox, &sched).await;
+        self.flush_buried(&mut c, mailbox, buried).await;
+        Ok(handed)
+    }
+}
+
 #[async_trait]
 impl Delivery for RedisEngine {
     async fn receive(
@@ -202,15 +223,16 @@ impl Delivery for RedisEngine {
         max: usize,
         settings: &DeliverySettings,
     ) -> Result<Vec<Handed>, StorageError> {
-        let mut inv =
-            self.delivery_call(mailbox, "receive", Utc::now().timestamp_millis(), settings);
-        inv.arg(max).arg(1000);
-        let mut c = self.conn().await?;
-        let (r, buried) = self.run_delivery(&mut c, &inv).await?;
-        let (handed, sched) = parse_handed(&r)?;
-        self.schedule_at(&mut c, mailbox, &sched).await;
-        self.flush_buried(&mut c, mailbox, buried).await;
-        Ok(handed)
+        self.hand_over(mailbox, "receive", max, settings).await
+    }
+
+    async fn redeliver(
+        &self,
+        mailbox: &str,
+        max: usize,
+        settings: &DeliverySettings,
+    ) -> Result<Vec<Handed>, StorageError> {
+        self.hand_over(mailbox, "redeliver", max, settings).await
     }
 
     async fn take(

@@ -1,4 +1,5 @@
--- Delivery state of one mailbox: receive, take (hand over given seqs), ack, nack, settle (what the
+-- Delivery state of one mailbox: receive, redeliver (receive only what was handed over before),
+-- take (hand over given seqs), ack, nack, settle (what the
 -- retry scheduler does when an entry falls due), retract (batch rollback).
 -- KEYS[1] messages zset, KEYS[2] ready zset (score = rank * 1e13 + seq), KEYS[3] delivery meta
 -- hash (seq -> "rank:ack:expires_ms"), KEYS[4] attempts hash, KEYS[5] in-flight zset
@@ -114,6 +115,15 @@ if op == 'receive' then
       looked = looked + 1
       hand(seq, got, sched)
     end
+  end
+  return {{got, sched}, buried}
+elseif op == 'redeliver' then
+  -- Like receive, but only messages handed over before (attempts > 0): redeliveries.
+  local max, scan = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local got, sched = {}, {}
+  for _, seq in ipairs(redis.call('ZRANGE', ready, 0, scan - 1)) do
+    if #got >= max * 3 then break end
+    if attempts(seq) > 0 then hand(seq, got, sched) end
   end
   return {{got, sched}, buried}
 elseif op == 'take' then
