@@ -233,15 +233,7 @@ async fn denials_raise_one_alert(b: &Broker) {
     let alerts = audit_until(b, "kind=security_alert&agent=mallory", |e| !e.is_empty()).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["detail"]["denials"], 20);
-    let metrics = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = b.metrics().await;
     assert!(
         metrics.contains("mailbox_security_alerts_total 1"),
         "{metrics}"
@@ -456,15 +448,7 @@ async fn hand_edits_reload_and_a_garbage_file_keeps_the_old_policy() {
     })
     .await;
     assert!(events.iter().any(|e| e["detail"]["result"] == "ok"));
-    let metrics = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = b.metrics().await;
     assert!(
         metrics.contains("mailbox_policy_reloads_total{result=\"error\"}"),
         "{metrics}"

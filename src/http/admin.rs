@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use mailbox_actors::permission::PolicyRule;
 
-use super::{parse_json, query_args, read_body, SMALL_BODY};
+use super::{query_args, small_json};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::ops::{AuditArgs, CheckArgs, CreateAgentArgs, TokenArgs};
@@ -37,8 +37,7 @@ async fn token(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, SMALL_BODY).await?;
-    let args: TokenArgs = parse_json(&body)?;
+    let args: TokenArgs = small_json(payload).await?;
     Ok(HttpResponse::Ok().json(state.ops.exchange_key(args, req.path()).await?))
 }
 
@@ -47,8 +46,7 @@ async fn create_agent(
     agent: Agent,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, SMALL_BODY).await?;
-    let args: CreateAgentArgs = parse_json(&body)?;
+    let args: CreateAgentArgs = small_json(payload).await?;
     Ok(HttpResponse::Created().json(state.ops.create_agent(&agent, args).await?))
 }
 
@@ -74,8 +72,7 @@ async fn add_policy(
     agent: Agent,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, SMALL_BODY).await?;
-    let rule: PolicyRule = parse_json(&body)?;
+    let rule: PolicyRule = small_json(payload).await?;
     state.ops.add_policy(&agent, rule.clone()).await?;
     Ok(HttpResponse::Created().json(rule))
 }
@@ -85,8 +82,7 @@ async fn remove_policy(
     agent: Agent,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(payload, SMALL_BODY).await?;
-    let rule: PolicyRule = parse_json(&body)?;
+    let rule: PolicyRule = small_json(payload).await?;
     state.ops.remove_policy(&agent, rule).await?;
     Ok(HttpResponse::NoContent().finish())
 }

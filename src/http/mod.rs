@@ -84,6 +84,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
+/// Reads and parses a required small JSON body (at most [`SMALL_BODY`]).
+pub async fn small_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, ApiError> {
+    parse_json(&read_body(payload, SMALL_BODY).await?)
+}
+
 /// Parses an optional JSON body: an empty body means the type's defaults.
 pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {

@@ -327,6 +327,18 @@ impl Broker {
         status_json(r).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Sends `payload` from `from` to `mailbox:to`; asserts 201 and answers the receipt.
     pub async fn send(&self, from: &str, to: &str, body: Value) -> Value {
         let mut body = body;
