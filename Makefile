@@ -14,7 +14,7 @@ run: redis-up release
 	MAILBOX__REDIS__URL=redis://127.0.0.1:$(REDIS_PORT) ./target/release/mailbox serve
 
 ## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
-## Python and TypeScript SDKs). Installs redis-server, python3-venv and npm if missing; the MCP
+## Python and TypeScript SDKs, pycasbin parity of the policy). Installs redis-server, python3-venv and npm if missing; the MCP
 ## tests install the SDKs themselves (pip, npm) into target/tmp once.
 test: ensure-redis-server ensure-python ensure-node
 	$(CARGO) test --workspace --all-targets
@@ -46,7 +46,7 @@ ensure-redis-server:
 
 ensure-python:
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
-	  echo "== installing python3 and python3-venv (the MCP tests run the official Python SDK)"; \
+	  echo "== installing python3 and python3-venv (the MCP tests run the official Python SDK, the policy test pycasbin)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv >/dev/null; }
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "python3 with venv is required and could not be installed" >&2; exit 1; }

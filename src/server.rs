@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use mailbox_actors::admin::{AlertSettings, AuditLog};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
 use mailbox_actors::mailbox::cache::CacheBudget;
 use mailbox_actors::model::TopicConfig;
@@ -24,7 +25,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::auth::TokenAuthority;
 use crate::config::{Config, EngineKind};
 use crate::http;
-use crate::ops::Ops;
+use crate::ops::{Engines, Ops};
 
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
@@ -33,7 +34,8 @@ pub struct AppState {
     pub ops: Ops,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
     pub retry: RetryHandle,
-    pub tokens: TokenAuthority,
+    /// Checks bearer tokens (and mints them for the API-key exchange, through ops).
+    pub tokens: Arc<TokenAuthority>,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
     pub config: Arc<Config>,
@@ -145,18 +147,37 @@ pub async fn run(
             config.dead_letter.retention_seconds.max(1),
         )),
     );
+    let audit = AuditLog::new(
+        &registry,
+        config.audit.max_len,
+        AlertSettings {
+            threshold: config.audit.alert_denials,
+            window: Duration::from_secs(config.audit.alert_window_seconds),
+        },
+    );
     let permissions = PermissionHandle::start(PermissionSettings {
         model: config.permissions.model.clone(),
         policy: config.permissions.policy.clone(),
         watch: config.permissions.watch,
+        audit: Some(audit.clone()),
     })
     .await?;
     let registry_for_shutdown = registry.clone();
-    let ops = Ops::new(registry, dead_letters, permissions, &config.limits);
+    let tokens = Arc::new(TokenAuthority::new(&config.auth)?);
+    let ops = Ops::new(
+        Engines {
+            registry,
+            dead_letters,
+            permissions,
+            audit,
+        },
+        tokens.clone(),
+        &config,
+    );
     let state = web::Data::new(AppState {
         ops,
         retry,
-        tokens: TokenAuthority::new(&config.auth)?,
+        tokens,
         node_id: node_id.clone(),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()

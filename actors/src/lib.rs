@@ -53,6 +53,7 @@
 //! handled when an actor restarts. The retry schedule and the dead-letter queue live in storage
 //! too (see [`storage::delivery`]), so a broker killed mid-backoff redelivers after a restart.
 
+pub mod admin;
 pub mod dead_letter;
 pub mod dispatch;
 pub mod error;

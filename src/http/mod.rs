@@ -4,6 +4,7 @@
 //!
 //! [`Agent`]: crate::auth::Agent
 
+pub mod admin;
 pub mod dead_letters;
 pub mod delivery;
 pub mod health;
@@ -35,7 +36,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .configure(subscriptions::routes)
             .configure(crate::ws::routes)
             .configure(delivery::routes)
-            .configure(dead_letters::routes),
+            .configure(dead_letters::routes)
+            .configure(admin::routes),
     )
     .configure(crate::mcp::routes)
     .configure(health::routes);
@@ -80,6 +82,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// Reads and parses a required small JSON body (at most [`SMALL_BODY`]).
+pub async fn small_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, ApiError> {
+    parse_json(&read_body(payload, SMALL_BODY).await?)
 }
 
 /// Parses an optional JSON body: an empty body means the type's defaults.

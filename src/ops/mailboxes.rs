@@ -230,7 +230,10 @@ impl Ops {
     pub async fn delete_mailbox(&self, agent: &Agent, name: &str) -> Result<(), ApiError> {
         self.authorize_mailbox(agent, name, "manage")?;
         self.registry.mailbox(name).delete().await?;
-        tracing::info!(target: "audit", kind = "mailbox_deleted", agent = %agent.id, mailbox = %name, "mailbox deleted");
+        self.admin_action(
+            agent,
+            serde_json::json!({ "action": "mailbox_deleted", "mailbox": name }),
+        );
         Ok(())
     }
 

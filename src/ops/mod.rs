@@ -15,17 +15,21 @@
 //! Data flows one way: face → ops → dispatch / registry → the stream writers → storage actor →
 //! Redis.
 
+pub mod admin;
 mod args;
 pub mod dead_letters;
 pub mod delivery;
+mod limits;
 pub mod live;
 pub mod mailboxes;
+pub mod policies;
 pub mod send;
 pub mod subscriptions;
 pub mod topics;
 
 use std::sync::Arc;
 
+use mailbox_actors::admin::{AdminStore, AuditLog};
 use mailbox_actors::dead_letter::DeadLetterHandle;
 use mailbox_actors::dispatch::Dispatcher;
 use mailbox_actors::model::{check_mailbox_name, check_topic_name, MessageLimits};
@@ -33,6 +37,9 @@ use mailbox_actors::permission::PermissionHandle;
 use mailbox_actors::registry::RegistryHandle;
 use serde::Serialize;
 
+pub use admin::{
+    AgentCreated, AgentList, AuditArgs, AuditList, CreateAgentArgs, Stats, TokenArgs, TokenIssued,
+};
 pub use dead_letters::{DeadLetterFilter, ListDeadLettersArgs, PurgeArgs, RequeueMatchingArgs};
 pub use delivery::{Acked, NackArgs, NackResult, ReceiveArgs, Received, MAX_REASON};
 pub use live::{MailboxStart, TopicStart, WatchTarget};
@@ -40,19 +47,27 @@ pub use mailboxes::{
     BrowseArgs, BrowsePage, ConfigureMailboxArgs, MailboxConfigured, MailboxInfo, MarkReadArgs,
     Unread, MAX_WAIT_SECONDS,
 };
+pub use policies::{CheckArgs, Decision, PolicyList, Reloaded};
 pub use send::{BatchArgs, BatchReceipt, SendArgs, BODY_OVERHEAD};
 pub use subscriptions::{ListSubscriptionsArgs, Subscribed, SubscriptionList};
 pub use topics::{
     ConfigureTopicArgs, ListTopicsArgs, TopicConfigured, TopicInfo, TopicList, TopicPage,
 };
 
-use crate::auth::Agent;
-use crate::config::Limits;
+use crate::auth::{Agent, TokenAuthority};
+use crate::config::{Auth, Config, Limits, Quotas};
 use crate::error::ApiError;
-use crate::ratelimit::RateLimiter;
+
+/// The engine handles [`Ops`] is built over.
+pub struct Engines {
+    pub registry: RegistryHandle,
+    pub dead_letters: DeadLetterHandle,
+    pub permissions: PermissionHandle,
+    pub audit: AuditLog,
+}
 
 /// The operations, over cloneable engine handles. Cloning is shallow: handles are addresses and
-/// the rate limiter is shared, so every clone counts against the same buckets.
+/// the counters are shared (rate limits and quotas live in storage).
 #[derive(Clone)]
 pub struct Ops {
     /// Finds mailboxes and topics (reads, consumption, live subscriptions).
@@ -63,8 +78,18 @@ pub struct Ops {
     dead_letters: DeadLetterHandle,
     /// Casbin, read under a lock by the caller's task.
     permissions: PermissionHandle,
-    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
-    rate: Arc<RateLimiter>,
+    /// Agents, totals, and the rate and quota counters (in storage, so shared by nodes).
+    admin: AdminStore,
+    /// The audit trail (and security alerts).
+    audit: AuditLog,
+    /// Mints tokens for the API-key exchange.
+    tokens: Arc<TokenAuthority>,
+    /// `[auth]`: the API-key hash key.
+    auth: Arc<Auth>,
+    /// `[quotas]`: per-agent daily caps.
+    quotas: Arc<Quotas>,
+    /// Messages accepted over the last minute (stats).
+    meter: Arc<admin::Meter>,
     /// Message rules derived from `[limits]`.
     message_limits: MessageLimits,
     /// `[limits]` as configured (mailbox length cap, rate figures for error messages).
@@ -88,18 +113,25 @@ pub struct Readiness {
 }
 
 impl Ops {
-    pub fn new(
-        registry: RegistryHandle,
-        dead_letters: DeadLetterHandle,
-        permissions: PermissionHandle,
-        limits: &Limits,
-    ) -> Self {
-        Self {
-            dispatch: Dispatcher::new(registry.clone()),
+    pub fn new(engines: Engines, tokens: Arc<TokenAuthority>, config: &Config) -> Self {
+        let Engines {
             registry,
             dead_letters,
             permissions,
-            rate: Arc::new(RateLimiter::new(limits.rate_per_second, limits.rate_burst)),
+            audit,
+        } = engines;
+        let limits = &config.limits;
+        Self {
+            dispatch: Dispatcher::new(registry.clone()),
+            admin: AdminStore::new(&registry),
+            registry,
+            dead_letters,
+            permissions,
+            audit,
+            tokens,
+            auth: Arc::new(config.auth.clone()),
+            quotas: Arc::new(config.quotas.clone()),
+            meter: Arc::default(),
             message_limits: MessageLimits {
                 max_message_bytes: limits.max_message_bytes,
                 max_metadata_keys: limits.max_metadata_keys,
@@ -125,8 +157,7 @@ impl Ops {
         if self.allowed(agent, obj, act) {
             return Ok(());
         }
-        metrics::counter!("mailbox_permission_denied_total").increment(1);
-        tracing::info!(target: "audit", kind = "permission_denied", agent = %agent.id, obj, act, "permission denied");
+        self.audit.denied(&agent.id, obj, act);
         Err(ApiError::PermissionDenied(format!(
             "`{}` may not {act} `{obj}`",
             agent.id

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod python;
 pub mod ws;
 
 use std::io::{Read, Write};
@@ -313,6 +314,15 @@ impl Broker {
         status_json(r).await
     }
 
+    pub async fn delete(&self, token: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).bearer_auth(token);
+        let r = match body {
+            Some(b) => r.json(b),
+            None => r,
+        };
+        status_json(r.send().await.expect("DELETE")).await
+    }
+
     pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
@@ -323,6 +333,18 @@ impl Broker {
             .await
             .expect("PUT");
         status_json(r).await
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
     }
 
     /// Sends `payload` from `from` to `mailbox:to`; asserts 201 and answers the receipt.
