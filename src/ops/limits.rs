@@ -9,6 +9,7 @@
 use chrono::{Datelike, Timelike, Utc};
 use mailbox_actors::model::{Admission, QuotaOutcome, QuotaSpec, QuotaTake, RateSpec};
 
+use super::leases::Leases;
 use super::Ops;
 use crate::auth::Agent;
 use crate::error::ApiError;
@@ -25,7 +26,7 @@ impl Ops {
             per_second: f64::from(self.limits.rate_per_second),
             burst: f64::from(self.limits.rate_burst),
         };
-        match self.admin.take_rate(&agent.id, messages, rate).await {
+        match self.take_rate(agent, messages, rate).await {
             Ok(Admission::Allowed) => {}
             Ok(Admission::Refused { retry_after }) => {
                 metrics::counter!("mailbox_rate_limited_total").increment(1);
@@ -70,6 +71,27 @@ impl Ops {
             ),
             retry_after: day_left,
         })
+    }
+
+    /// Takes `messages` tokens: from this node's lease when it holds them, else a new lease
+    /// from the shared counter (one round trip for many sends), else exactly what is needed.
+    async fn take_rate(
+        &self,
+        agent: &Agent,
+        messages: u32,
+        rate: RateSpec,
+    ) -> Result<Admission, mailbox_actors::Error> {
+        if self.leases.spend(&agent.id, messages) {
+            return Ok(Admission::Allowed);
+        }
+        let lease = Leases::size(self.limits.rate_burst);
+        if lease > messages {
+            if let Admission::Allowed = self.admin.take_rate(&agent.id, lease, rate).await? {
+                self.leases.keep(&agent.id, lease - messages);
+                return Ok(Admission::Allowed);
+            }
+        }
+        self.admin.take_rate(&agent.id, messages, rate).await
     }
 
     /// The agent's daily caps: the most generous among its roles that have caps, else the

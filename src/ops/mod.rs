@@ -19,6 +19,7 @@ pub mod admin;
 mod args;
 pub mod dead_letters;
 pub mod delivery;
+mod leases;
 mod limits;
 pub mod live;
 pub mod mailboxes;
@@ -90,6 +91,8 @@ pub struct Ops {
     quotas: Arc<Quotas>,
     /// Messages accepted over the last minute (stats).
     meter: Arc<admin::Meter>,
+    /// Send tokens this node leased from the shared rate counters.
+    leases: Arc<leases::Leases>,
     /// Message rules derived from `[limits]`.
     message_limits: MessageLimits,
     /// `[limits]` as configured (mailbox length cap, rate figures for error messages).
@@ -132,6 +135,7 @@ impl Ops {
             auth: Arc::new(config.auth.clone()),
             quotas: Arc::new(config.quotas.clone()),
             meter: Arc::default(),
+            leases: Arc::default(),
             message_limits: MessageLimits {
                 max_message_bytes: limits.max_message_bytes,
                 max_metadata_keys: limits.max_metadata_keys,
