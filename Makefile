@@ -16,8 +16,8 @@ run: redis-up release
 	MAILBOX__PERMISSIONS__POLICY=config/casbin/policy.csv ./target/release/mailbox serve
 
 ## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
-## Python and TypeScript SDKs, the dashboard in headless Chromium). Installs redis-server,
-## python3-venv, npm and chromium if missing; the MCP
+## Python and TypeScript SDKs, pycasbin parity of the policy, the dashboard in headless Chromium).
+## Installs redis-server, python3-venv, npm and chromium if missing; the MCP
 ## tests install the SDKs themselves (pip, npm) into target/tmp once.
 test: ensure-redis-server ensure-python ensure-node ensure-chromium
 	$(CARGO) test --workspace --all-targets
@@ -49,7 +49,7 @@ ensure-redis-server:
 
 ensure-python:
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
-	  echo "== installing python3 and python3-venv (the MCP tests run the official Python SDK)"; \
+	  echo "== installing python3 and python3-venv (the MCP tests run the official Python SDK, the policy test pycasbin)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3 python3-venv >/dev/null; }
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { echo "python3 with venv is required and could not be installed" >&2; exit 1; }

@@ -188,3 +188,84 @@ impl FromRequest for Agent {
 
 /// Shared so the HTTP state and the CLI build it the same way.
 pub type SharedAuthority = Arc<TokenAuthority>;
+
+/// HMAC-SHA256 (RFC 2104) over `sha2`: the hash API keys are stored as.
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    const BLOCK: usize = 64;
+    let mut k = [0u8; BLOCK];
+    if key.len() > BLOCK {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let pad = |byte: u8| k.map(|b| b ^ byte);
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The stored form of an agent's API key: hex HMAC-SHA256 under the server key of
+/// `<agent>\n<key>`, so a hash copied onto another agent's record does not match there.
+pub fn api_key_hash(server_key: &[u8], agent: &str, api_key: &str) -> String {
+    let mac = hmac_sha256(server_key, format!("{agent}\n{api_key}").as_bytes());
+    mac.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new API key: `mbx_` and 32 random bytes, base64url.
+pub fn new_api_key() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "mbx_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Compares two hashes in time independent of where they differ.
+pub fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        let hex = |b: [u8; 32]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        assert_eq!(
+            hex(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // A key longer than the block is hashed first (RFC 4231 case 6).
+        assert_eq!(
+            hex(hmac_sha256(
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First"
+            )),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+    }
+
+    #[test]
+    fn api_key_hashes_bind_the_agent() {
+        let k = new_api_key();
+        assert!(k.starts_with("mbx_") && k.len() > 40);
+        let h = api_key_hash(b"server-key", "carol", &k);
+        assert!(same_hash(&h, &api_key_hash(b"server-key", "carol", &k)));
+        assert!(!same_hash(&h, &api_key_hash(b"server-key", "dave", &k)));
+        assert!(!same_hash(&h, &api_key_hash(b"other-key", "carol", &k)));
+        assert!(!h.contains(&k[4..]));
+    }
+}

@@ -37,7 +37,10 @@ pub struct Config {
     pub limits: Limits,
     pub topics: Topics,
     pub dead_letter: DeadLetter,
+    pub audit: Audit,
+    pub quotas: Quotas,
     pub spool: Spool,
+    pub cache: Cache,
     pub ws: Ws,
     pub metrics: Metrics,
     pub log: Log,
@@ -90,6 +93,19 @@ pub struct Auth {
     pub jwt_secret: String,
     pub jwt_public_key_file: String,
     pub token_ttl_seconds: u64,
+    /// Server key of the API-key hashes (HMAC-SHA256); empty: `jwt_secret` is used.
+    pub api_key_secret: String,
+}
+
+impl Auth {
+    /// The key API keys are hashed under.
+    pub fn api_key_secret(&self) -> &[u8] {
+        if self.api_key_secret.is_empty() {
+            self.jwt_secret.as_bytes()
+        } else {
+            self.api_key_secret.as_bytes()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -138,11 +154,56 @@ pub struct DeadLetter {
     pub retention_seconds: u64,
 }
 
+/// The audit trail and its security alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Events kept (the oldest are dropped first).
+    pub max_len: u64,
+    /// Permission denials of one agent within `alert_window_seconds` that raise an alert.
+    pub alert_denials: usize,
+    pub alert_window_seconds: u64,
+}
+
+/// Per-day caps of one agent; 0 means none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaCaps {
+    #[serde(default)]
+    pub messages_per_day: u64,
+    #[serde(default)]
+    pub bytes_per_day: u64,
+}
+
+/// Per-agent daily quotas: the default caps, and caps per role (a role's caps replace the
+/// default for agents holding it; an agent with several such roles gets the most generous).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quotas {
+    pub messages_per_day: u64,
+    pub bytes_per_day: u64,
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, QuotaCaps>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spool {
+    /// Where sends are kept while Redis is down; a relative path resolves against the config
+    /// file's directory (or the working directory without a file).
     pub dir: PathBuf,
+    /// Most bytes waiting for replay; past it sends answer 503. 0 disables the spool.
     pub max_bytes: u64,
+}
+
+/// The mailbox writers' caches of recent messages, served by degraded browses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Bytes one active mailbox may cache; 0 disables degraded browses.
+    pub mailbox_bytes: usize,
+    /// Bytes all caches of the node may hold together.
+    pub total_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,6 +327,32 @@ impl Config {
         }
         if self.auth.jwt_secret.len() < 8 && self.auth.jwt_public_key_file.is_empty() {
             return Err(invalid("auth.jwt_secret", "must be at least 8 bytes"));
+        }
+        if !self.auth.api_key_secret.is_empty() && self.auth.api_key_secret.len() < 16 {
+            return Err(invalid(
+                "auth.api_key_secret",
+                "must be at least 16 bytes (or empty to use auth.jwt_secret)",
+            ));
+        }
+        if self.audit.max_len == 0 {
+            return Err(invalid("audit.max_len", "must be positive"));
+        }
+        if self.audit.alert_denials == 0 {
+            return Err(invalid("audit.alert_denials", "must be positive"));
+        }
+        if self.audit.alert_window_seconds == 0 {
+            return Err(invalid("audit.alert_window_seconds", "must be positive"));
+        }
+        if let Some(role) = self
+            .quotas
+            .roles
+            .keys()
+            .find(|r| !mailbox_actors::model::is_valid_agent_id(r))
+        {
+            return Err(invalid(
+                "quotas.roles",
+                format!("`{role}` is not a valid role name"),
+            ));
         }
         if self.auth.token_ttl_seconds == 0 {
             return Err(invalid("auth.token_ttl_seconds", "must be positive"));

@@ -7,10 +7,12 @@
 //!        │               │                    │
 //!        └─ parse ───────┴── parse ───────────┘        render: JSON body, ok frame, tool result
 //!                        ▼                              errors: error.rs (status, frame, code)
-//!  ops/  validate (SPEC 2/3 → validation_failed + details.field), Casbin, rate limit;
+//!  ops/  validate (SPEC 2/3 → validation_failed + details.field), Casbin (denials audited),
+//!        rate limit and quotas (counters in storage), admin (agents, policies, audit, stats);
 //!        typed arguments in, `Serialize` results out (the REST bodies)
 //!                        ▼
 //!  mailbox-actors: RegistryHandle (mailboxes, topics, router, sessions), DeadLetterHandle,
+//!                  AdminStore + AuditLog (agents, audit trail, rate/quota counters),
 //!                  PermissionHandle → stream writers → storage actor → Redis | memory
 //! ```
 //!
@@ -30,7 +32,6 @@ pub mod http;
 pub mod mcp;
 pub mod openapi;
 pub mod ops;
-pub mod ratelimit;
 pub mod server;
 pub mod telemetry;
 pub mod ws;

@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
+use mailbox_actors::admin::{AlertSettings, AuditLog};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
+use mailbox_actors::mailbox::cache::CacheBudget;
 use mailbox_actors::model::TopicConfig;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
 use mailbox_actors::registry::{RegistryHandle, RegistrySettings};
 use mailbox_actors::retry::{RetryHandle, RetrySettings};
+use mailbox_actors::spool::{Spool, SpoolSettings};
 use mailbox_actors::storage::events::EventBus;
 use mailbox_actors::storage::memory::MemoryEngine;
 use mailbox_actors::storage::redis::{RedisEngine, RedisSettings};
@@ -24,7 +27,7 @@ use utoipa_actix_web::AppExt as _;
 use crate::auth::TokenAuthority;
 use crate::config::{Config, EngineKind};
 use crate::http;
-use crate::ops::Ops;
+use crate::ops::{Engines, Ops};
 
 /// What every handler shares. Cloning the handles inside is shallow.
 pub struct AppState {
@@ -33,7 +36,8 @@ pub struct AppState {
     pub ops: Ops,
     /// Kept so the scheduler lives as long as the server (it runs on its own timer).
     pub retry: RetryHandle,
-    pub tokens: TokenAuthority,
+    /// Checks bearer tokens (and mints them for the API-key exchange, through ops).
+    pub tokens: Arc<TokenAuthority>,
     pub node_id: String,
     pub metrics: Option<PrometheusHandle>,
     pub config: Arc<Config>,
@@ -50,6 +54,8 @@ pub enum StartError {
     Storage(#[from] mailbox_actors::storage::StorageError),
     #[error("configuration key `redis.cluster_urls`: Redis Cluster is not supported by this build yet; use redis.url")]
     ClusterUnsupported,
+    #[error(transparent)]
+    Spool(#[from] mailbox_actors::spool::SpoolError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -87,6 +93,14 @@ pub async fn run(
         config.server.node_id.clone()
     };
     let storage = StorageHandle::start(engine(&config)?);
+    // The spool backs the Redis engine only: the memory engine is never unavailable.
+    let spool = match config.storage.engine {
+        EngineKind::Redis if config.spool.max_bytes > 0 => Some(Spool::open(&SpoolSettings {
+            dir: config.spool.dir.clone(),
+            max_bytes: config.spool.max_bytes,
+        })?),
+        _ => None,
+    };
     if let Err(e) = storage.ping().await {
         tracing::warn!(error = %e, "storage is not reachable yet; /health/ready reports 503 until it is");
     }
@@ -118,8 +132,16 @@ pub async fn run(
                 backoff_max_ms: config.delivery.backoff_max_ms,
                 max_attempts: config.delivery.max_attempts,
             },
+            spool: spool.clone(),
+            cache: Arc::new(CacheBudget::new(
+                config.cache.mailbox_bytes,
+                config.cache.total_bytes,
+            )),
         },
     );
+    if let Some(spool) = &spool {
+        mailbox_actors::spool::replay::start(spool.clone(), registry.clone());
+    }
     let retry = RetryHandle::start(registry.clone(), RetrySettings::default());
     let dead_letters = DeadLetterHandle::start(
         registry.clone(),
@@ -127,18 +149,37 @@ pub async fn run(
             config.dead_letter.retention_seconds.max(1),
         )),
     );
+    let audit = AuditLog::new(
+        &registry,
+        config.audit.max_len,
+        AlertSettings {
+            threshold: config.audit.alert_denials,
+            window: Duration::from_secs(config.audit.alert_window_seconds),
+        },
+    );
     let permissions = PermissionHandle::start(PermissionSettings {
         model: config.permissions.model.clone(),
         policy: config.permissions.policy.clone(),
         watch: config.permissions.watch,
+        audit: Some(audit.clone()),
     })
     .await?;
     let registry_for_shutdown = registry.clone();
-    let ops = Ops::new(registry, dead_letters, permissions, &config.limits);
+    let tokens = Arc::new(TokenAuthority::new(&config.auth)?);
+    let ops = Ops::new(
+        Engines {
+            registry,
+            dead_letters,
+            permissions,
+            audit,
+        },
+        tokens.clone(),
+        &config,
+    );
     let state = web::Data::new(AppState {
         ops,
         retry,
-        tokens: TokenAuthority::new(&config.auth)?,
+        tokens,
         node_id: node_id.clone(),
         metrics: if config.metrics.enabled {
             crate::telemetry::metrics()
@@ -202,8 +243,30 @@ pub async fn run(
     });
     tracing::info!(%addr, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
     server.await?;
+    // Requests have drained (with them the group commits they waited for); now the spool.
+    if let Some(spool) = &spool {
+        let within = Duration::from_secs(config.server.shutdown_timeout_seconds.max(1));
+        if spool.pending() > 0 && !spool.drained(within).await {
+            tracing::warn!(
+                waiting = spool.pending(),
+                "storage did not take the whole spool before shutdown; it stays on disk and is replayed at the next start"
+            );
+        }
+    }
     tracing::info!("mailbox broker stopped");
     Ok(())
+}
+
+/// The `serve` command's shutdown: resolves on the first SIGTERM/SIGINT (graceful shutdown
+/// starts); a second signal while it runs exits at once (exit code 130), for an operator who
+/// will not wait for the spool to drain.
+pub async fn shutdown_then_force() {
+    shutdown_signal().await;
+    actix_web::rt::spawn(async {
+        shutdown_signal().await;
+        tracing::warn!("second shutdown signal: exiting now");
+        std::process::exit(130);
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT: the shutdown signal of the `serve` command.

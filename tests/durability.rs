@@ -33,8 +33,8 @@ async fn accepted_messages_survive_a_broker_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_down_means_503_and_honest_readiness_then_recovery() {
-    let mut b = Broker::start(EngineKind::Redis);
+async fn redis_down_without_a_spool_means_503_and_honest_readiness_then_recovery() {
+    let mut b = Broker::start_with(EngineKind::Redis, &[("MAILBOX__SPOOL__MAX_BYTES", "0")]);
     b.send("alice", "bob", json!({"payload": "before"})).await;
     b.redis.as_mut().expect("redis").kill();
 

@@ -26,46 +26,9 @@ fn scripts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp")
 }
 
-/// Runs an install step; fails the test with its output if it fails.
-fn install(cmd: &mut Command, what: &str) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A venv holding `mcp=={sdk}`, made on first use. Serialised so parallel tests do not race
-/// to build the same venv.
+/// A venv holding `mcp=={sdk}`, made on first use.
 fn python_with_sdk(sdk: &str) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("mcp-sdk-{sdk}"));
-    let python = dir.join("bin/python");
-    let marker = dir.join(".installed");
-    if marker.exists() {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    install(
-        Command::new("python3").arg("-m").arg("venv").arg(&dir),
-        "python3 -m venv (make test installs python3-venv)",
-    );
-    install(
-        Command::new(&python).args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("mcp=={sdk}"),
-        ]),
-        &format!("pip install mcp=={sdk}"),
-    );
-    std::fs::write(&marker, sdk).expect("write the venv marker");
-    python
+    common::python::venv_with(&format!("mcp-sdk-{sdk}"), &format!("mcp=={sdk}"))
 }
 
 /// The TypeScript SDK pinned for its check.
@@ -86,7 +49,7 @@ fn ts_sdk_dir() -> PathBuf {
         r#"{"name":"mcp-ts-check","private":true}"#,
     )
     .expect("write package.json");
-    install(
+    common::python::install(
         Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
             .arg(&dir)

@@ -28,6 +28,12 @@
 //!          requeue (→ MailboxHandle::deliver), purge, retention cleanup
 //! ```
 //!
+//! While storage cannot take a mailbox append, the mailbox writer puts it in the node's
+//! [`spool`] (an fsynced on-disk log) instead and answers `Spooled`; the spool's replayer
+//! stores it in order when storage is back (idempotently: an append of a message id the stream
+//! holds answers `Duplicate`). Each mailbox writer also keeps a bounded cache of its recent
+//! stored messages, which browses fall back to while storage is down.
+//!
 //! Every stream has exactly one writer on a node: direct sends, fan-out and broadcast copies and
 //! dead-letter requeues into a mailbox all go through its [`stream::StreamWriter`].
 //!
@@ -47,6 +53,7 @@
 //! handled when an actor restarts. The retry schedule and the dead-letter queue live in storage
 //! too (see [`storage::delivery`]), so a broker killed mid-backoff redelivers after a restart.
 
+pub mod admin;
 pub mod dead_letter;
 pub mod dispatch;
 pub mod error;
@@ -55,6 +62,7 @@ pub mod model;
 pub mod permission;
 pub mod registry;
 pub mod retry;
+pub mod spool;
 pub mod storage;
 pub mod stream;
 pub mod topic;

@@ -298,3 +298,48 @@ async fn delivery_state_machine_on_both_engines() {
         assert_eq!(e.dlq_count().await.expect("count"), 0, "{kind}");
     }
 }
+
+/// An append of a message id the mailbox already holds (a spool replay, a write whose answer
+/// was lost) answers `Duplicate` with the first seq and stores nothing, alone or in a pipeline.
+#[tokio::test]
+async fn a_message_id_is_stored_once() {
+    use mailbox_actors::storage::Appended;
+    let (engines, _redis) = engines().await;
+    for e in &engines {
+        let kind = e.kind();
+        let r = record("once", false, "normal", None);
+        let id = r.id.clone();
+        let first = e
+            .append("dave", vec![r.clone()], 100)
+            .await
+            .expect("append");
+        assert_eq!(first.results, vec![Appended::Stored { seq: 1 }], "{kind}");
+        let again = e
+            .append("dave", vec![r.clone()], 100)
+            .await
+            .expect("append");
+        assert_eq!(
+            again.results,
+            vec![Appended::Duplicate {
+                id: id.clone(),
+                seq: 1
+            }],
+            "{kind}"
+        );
+        let many = e
+            .append_many(vec![("dave".into(), vec![r])], 100)
+            .await
+            .expect("append_many");
+        let one = many.into_iter().next().expect("one").expect("append");
+        assert_eq!(
+            one.results,
+            vec![Appended::Duplicate { id, seq: 1 }],
+            "{kind}"
+        );
+        assert_eq!(
+            e.stats("dave", "dave").await.expect("stats").total,
+            1,
+            "{kind}"
+        );
+    }
+}

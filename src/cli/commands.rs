@@ -39,7 +39,7 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
     match actix_web::rt::System::new().block_on(crate::server::run(
         listener,
         cfg,
-        crate::server::shutdown_signal(),
+        crate::server::shutdown_then_force(),
     )) {
         Ok(()) => 0,
         Err(e) => {

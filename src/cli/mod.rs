@@ -2,6 +2,7 @@
 //! `--url` / `MAILBOX_URL` and `--token` / `MAILBOX_TOKEN`, print tables for people and JSON with
 //! `--json`, and exit non-zero with the error's message on stderr.
 
+mod admin;
 mod bench;
 mod bench_fanout;
 mod bench_ws;
@@ -92,6 +93,10 @@ pub enum Command {
     Nack(delivery::NackArgs),
     /// Inspect, requeue and purge dead letters.
     Dlq(delivery::DlqArgs),
+    /// Agents and their API keys (admin): create, list, delete.
+    Agent(admin::AgentArgs),
+    /// Casbin policy (admin): list, add, remove, reload, check.
+    Policy(admin::PolicyArgs),
     /// Check that the broker is ready.
     Health {
         #[command(flatten)]
@@ -135,6 +140,8 @@ pub fn main() -> i32 {
                     Command::Ack(a) => delivery::ack(a).await,
                     Command::Nack(a) => delivery::nack(a).await,
                     Command::Dlq(a) => delivery::dlq(a).await,
+                    Command::Agent(a) => admin::agent(a).await,
+                    Command::Policy(a) => admin::policy(a).await,
                     Command::Health { conn, json } => commands::health(&conn, json).await,
                     Command::Listen {
                         conn,

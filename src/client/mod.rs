@@ -1,6 +1,6 @@
 //! The Rust client library: typed REST calls (send, browse, receive, ack, nack, mark read,
-//! mailbox info, topics, durable subscriptions, dead letters, health) and a reconnecting
-//! WebSocket [`Subscriber`].
+//! mailbox info, topics, durable subscriptions, dead letters, health, administration) and a
+//! reconnecting WebSocket [`Subscriber`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), mailbox::client::ClientError> {
@@ -15,9 +15,11 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admin;
 pub mod topics;
 pub mod ws;
 
+pub use admin::{AgentSummary, CreatedAgent, IssuedToken, Rule};
 pub use topics::{HistoryPage, TopicInfo, TopicList};
 pub use ws::Subscriber;
 
@@ -62,7 +64,12 @@ pub struct SendReceipt {
 pub struct Page {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
+    /// Left out of a degraded page (read state lives in storage).
+    #[serde(default)]
     pub unread: u64,
+    /// Served from the broker's cache while its storage is down.
+    #[serde(default)]
+    pub degraded: bool,
 }
 
 /// The answer to an ack.

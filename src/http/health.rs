@@ -21,13 +21,14 @@ async fn live(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "live", "node": state.node_id }))
 }
 
-/// 200 while storage answers and the policy is loaded; 503 with the reason otherwise.
+/// 200 while the node takes sends: `ready`, or `degraded: spooling` (storage down and the
+/// spool has room, or the spool still draining) with the reason; 503 with the reason otherwise.
 #[utoipa::path(
     tag = "operations",
     operation_id = "health_ready",
     security(()),
     responses(
-        (status = 200, description = "`{status: \"ready\", node, storage, policy}`", body = Object),
+        (status = 200, description = "`{status: \"ready\", node, storage, policy}` or `{status: \"degraded: spooling\", reason, …}`", body = Object),
         (status = 503, description = "`{status: \"unavailable\", reason, storage}`, with Retry-After", body = Object)
     )
 )]
@@ -35,9 +36,15 @@ async fn live(state: web::Data<AppState>) -> HttpResponse {
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let r = state.ops.ready().await;
     match r.reason {
-        None => HttpResponse::Ok().json(json!({
-            "status": "ready", "node": state.node_id, "storage": r.storage, "policy": "loaded"
-        })),
+        None => HttpResponse::Ok().json(match r.spooling {
+            None => json!({
+                "status": "ready", "node": state.node_id, "storage": r.storage, "policy": "loaded"
+            }),
+            Some(why) => json!({
+                "status": "degraded: spooling", "reason": why, "node": state.node_id,
+                "storage": r.storage, "policy": "loaded"
+            }),
+        }),
         Some(reason) => HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", "2"))
             .json(json!({ "status": "unavailable", "reason": reason, "storage": r.storage })),

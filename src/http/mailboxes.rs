@@ -99,7 +99,12 @@ async fn browse(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let args: BrowseArgs = query_args(&req)?;
-    Ok(HttpResponse::Ok().json(state.ops.browse(&agent, &name, args).await?))
+    let page = state.ops.browse(&agent, &name, args).await?;
+    let mut res = HttpResponse::Ok();
+    if page.degraded {
+        res.insert_header(("X-Mailbox-Degraded", "cached"));
+    }
+    Ok(res.json(page))
 }
 
 #[utoipa::path(

@@ -62,7 +62,7 @@ async fn send(
             },
         )
         .await?;
-    Ok(HttpResponse::Created().json(receipt))
+    Ok(created_or_spooled(receipt.status == "spooled").json(receipt))
 }
 
 #[utoipa::path(
@@ -86,5 +86,15 @@ async fn send_batch(
     let body = read_body(payload, limit).await?;
     let args: BatchArgs = parse_json(&body)?;
     let receipts = state.ops.send_batch(&agent, args).await?;
-    Ok(HttpResponse::Created().json(receipts))
+    let spooled = receipts.results.iter().any(|r| r.status == "spooled");
+    Ok(created_or_spooled(spooled).json(receipts))
+}
+
+/// 201, or 202 when the node's spool kept the message while storage is down (SPEC section 4).
+fn created_or_spooled(spooled: bool) -> actix_web::HttpResponseBuilder {
+    if spooled {
+        HttpResponse::Accepted()
+    } else {
+        HttpResponse::Created()
+    }
 }

@@ -4,6 +4,7 @@
 //!
 //! [`Agent`]: crate::auth::Agent
 
+pub mod admin;
 pub mod dead_letters;
 pub mod delivery;
 pub mod health;
@@ -38,7 +39,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(crate::ws::routes)
             .configure(delivery::routes)
             .configure(dead_letters::routes)
-            .configure(overview::routes),
+            .configure(overview::routes)
+            .configure(admin::routes),
     )
     .configure(crate::mcp::routes)
     .configure(health::routes)
@@ -94,6 +96,11 @@ pub fn created_or_ok(created: bool, body: &impl Serialize) -> HttpResponse {
 /// the field ([`crate::ops::parse`] decides which, for every face).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     crate::ops::parse::from_slice(body)
+}
+
+/// Reads and parses a required small JSON body (at most [`SMALL_BODY`]).
+pub async fn small_json<T: DeserializeOwned>(payload: web::Payload) -> Result<T, ApiError> {
+    parse_json(&read_body(payload, SMALL_BODY).await?)
 }
 
 /// Parses an optional JSON body: an empty body means the type's defaults.

@@ -186,7 +186,12 @@ async fn browse_messages(ops: &Ops, agent: &Agent, a: Value) -> Result<Output, A
     let name = mailbox_of(agent, a.mailbox);
     let page = ops.browse(agent, &name, query).await?;
     let mut text = render::messages_text(&format!("mailbox {name}"), &page.messages, "");
-    text.push_str(&format!("\n{} unread in mailbox {name}.", page.unread));
+    match page.unread {
+        Some(n) => text.push_str(&format!("\n{n} unread in mailbox {name}.")),
+        None => text.push_str(&format!(
+            "\nStorage is down: these are the recent messages this node has cached for mailbox {name} (unread count unknown)."
+        )),
+    }
     if let Some(next) = &page.next {
         text.push_str(&format!(" More: browse again with after = \"{next}\"."));
     }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use mailbox_actors::dead_letter::Requeued as EngineRequeued;
 use mailbox_actors::model::{check_mailbox_name, DeadLetter, DeadQuery, DeadReason, MAX_DEAD_PAGE};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::args::{self, given};
 use super::Ops;
@@ -179,7 +180,7 @@ impl Ops {
     pub async fn delete_dead_letter(&self, agent: &Agent, id: &str) -> Result<(), ApiError> {
         self.require(agent, OBJECT, "manage")?;
         self.dead_letters.delete(id).await?;
-        tracing::info!(target: "audit", kind = "dead_letter_deleted", agent = %agent.id, dead_letter = %id, "dead letter deleted");
+        self.admin_action(agent, json!({ "action": "dead_letter_deleted", "id": id }));
         Ok(())
     }
 
@@ -191,6 +192,10 @@ impl Ops {
             mailbox,
             seq,
         } = self.dead_letters.requeue(id).await?;
+        self.admin_action(
+            agent,
+            json!({ "action": "dead_letter_requeued", "id": dead_letter, "mailbox": mailbox }),
+        );
         Ok(Requeued {
             requeued: 1,
             dead_letter,
@@ -215,7 +220,10 @@ impl Ops {
             .dead_letters
             .requeue_matching(mailbox.clone(), reason)
             .await?;
-        tracing::info!(target: "audit", kind = "dead_letters_requeued", agent = %agent.id, count = n, mailbox = ?mailbox, "dead letters requeued");
+        self.admin_action(
+            agent,
+            json!({ "action": "dead_letters_requeued", "count": n, "mailbox": mailbox, "reason": reason.map(|r| r.as_str()) }),
+        );
         Ok(RequeuedCount { requeued: n })
     }
 
@@ -233,7 +241,10 @@ impl Ops {
         let before = parse_older_than(v)?;
         self.require(agent, OBJECT, "manage")?;
         let n = self.dead_letters.purge(before).await?;
-        tracing::info!(target: "audit", kind = "dead_letters_purged", agent = %agent.id, count = n, "dead letters purged");
+        self.admin_action(
+            agent,
+            json!({ "action": "dead_letters_purged", "count": n, "older_than": v }),
+        );
         Ok(Purged { deleted: n })
     }
 }

@@ -107,8 +107,14 @@ impl BrowseArgs {
 pub struct BrowsePage {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
-    /// The caller's unread count after this page.
-    pub unread: u64,
+    /// The caller's unread count after this page; left out of a degraded page (read state
+    /// lives in storage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
+    /// Served from the node's cache of recent messages while storage is down (SPEC section
+    /// 4): faces mark it (REST: header `X-Mailbox-Degraded: cached`). Left out when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub degraded: bool,
 }
 
 /// `GET /v1/mailboxes/{name}`.
@@ -224,7 +230,10 @@ impl Ops {
     pub async fn delete_mailbox(&self, agent: &Agent, name: &str) -> Result<(), ApiError> {
         self.authorize_mailbox(agent, name, "manage")?;
         self.registry.mailbox(name).delete().await?;
-        tracing::info!(target: "audit", kind = "mailbox_deleted", agent = %agent.id, mailbox = %name, "mailbox deleted");
+        self.admin_action(
+            agent,
+            serde_json::json!({ "action": "mailbox_deleted", "mailbox": name }),
+        );
         Ok(())
     }
 
@@ -239,11 +248,16 @@ impl Ops {
         let (query, wait) = args.query()?;
         let mailbox = self.registry.mailbox(name);
         let page = mailbox.browse_wait(&agent.id, &query, wait).await?;
-        let unread = mailbox.stats(&agent.id).await?.unread;
+        let unread = if page.degraded {
+            None
+        } else {
+            Some(mailbox.stats(&agent.id).await?.unread)
+        };
         Ok(BrowsePage {
             messages: page.messages,
             next: page.next,
             unread,
+            degraded: page.degraded,
         })
     }
 

@@ -15,19 +15,24 @@
 //! Data flows one way: face → ops → dispatch / registry → the stream writers → storage actor →
 //! Redis.
 
+pub mod admin;
 mod args;
 pub mod dead_letters;
 pub mod delivery;
+mod leases;
+mod limits;
 pub mod live;
 pub mod mailboxes;
 pub mod overview;
 pub mod parse;
+pub mod policies;
 pub mod send;
 pub mod subscriptions;
 pub mod topics;
 
 use std::sync::Arc;
 
+use mailbox_actors::admin::{AdminStore, AuditLog};
 use mailbox_actors::dead_letter::DeadLetterHandle;
 use mailbox_actors::dispatch::Dispatcher;
 use mailbox_actors::model::{check_mailbox_name, check_topic_name, MessageLimits};
@@ -35,6 +40,9 @@ use mailbox_actors::permission::PermissionHandle;
 use mailbox_actors::registry::RegistryHandle;
 use serde::Serialize;
 
+pub use admin::{
+    AgentCreated, AgentList, AuditArgs, AuditList, CreateAgentArgs, Stats, TokenArgs, TokenIssued,
+};
 pub use dead_letters::{DeadLetterFilter, ListDeadLettersArgs, PurgeArgs, RequeueMatchingArgs};
 pub use delivery::{Acked, NackArgs, NackResult, ReceiveArgs, Received, MAX_REASON};
 pub use live::{MailboxStart, TopicStart, WatchTarget};
@@ -42,19 +50,27 @@ pub use mailboxes::{
     BrowseArgs, BrowsePage, ConfigureMailboxArgs, MailboxConfigured, MailboxInfo, MarkReadArgs,
     Unread, MAX_WAIT_SECONDS,
 };
+pub use policies::{CheckArgs, Decision, PolicyList, Reloaded};
 pub use send::{BatchArgs, BatchReceipt, SendArgs, BODY_OVERHEAD};
 pub use subscriptions::{ListSubscriptionsArgs, Subscribed, SubscriptionList};
 pub use topics::{
     ConfigureTopicArgs, ListTopicsArgs, TopicConfigured, TopicInfo, TopicList, TopicPage,
 };
 
-use crate::auth::Agent;
-use crate::config::Limits;
+use crate::auth::{Agent, TokenAuthority};
+use crate::config::{Auth, Config, Limits, Quotas};
 use crate::error::ApiError;
-use crate::ratelimit::RateLimiter;
+
+/// The engine handles [`Ops`] is built over.
+pub struct Engines {
+    pub registry: RegistryHandle,
+    pub dead_letters: DeadLetterHandle,
+    pub permissions: PermissionHandle,
+    pub audit: AuditLog,
+}
 
 /// The operations, over cloneable engine handles. Cloning is shallow: handles are addresses and
-/// the rate limiter is shared, so every clone counts against the same buckets.
+/// the counters are shared (rate limits and quotas live in storage).
 #[derive(Clone)]
 pub struct Ops {
     /// Finds mailboxes and topics (reads, consumption, live subscriptions).
@@ -65,8 +81,20 @@ pub struct Ops {
     dead_letters: DeadLetterHandle,
     /// Casbin, read under a lock by the caller's task.
     permissions: PermissionHandle,
-    /// Per-agent send rate (`limits.rate_per_second`, `limits.rate_burst`).
-    rate: Arc<RateLimiter>,
+    /// Agents, totals, and the rate and quota counters (in storage, so shared by nodes).
+    admin: AdminStore,
+    /// The audit trail (and security alerts).
+    audit: AuditLog,
+    /// Mints tokens for the API-key exchange.
+    tokens: Arc<TokenAuthority>,
+    /// `[auth]`: the API-key hash key.
+    auth: Arc<Auth>,
+    /// `[quotas]`: per-agent daily caps.
+    quotas: Arc<Quotas>,
+    /// Messages accepted over the last minute (stats).
+    meter: Arc<admin::Meter>,
+    /// Send tokens this node leased from the shared rate counters.
+    leases: Arc<leases::Leases>,
     /// Message rules derived from `[limits]`.
     message_limits: MessageLimits,
     /// `[limits]` as configured (mailbox length cap, rate figures for error messages).
@@ -84,21 +112,32 @@ pub struct Readiness {
     /// Why storage is not ready.
     #[serde(skip)]
     pub reason: Option<String>,
+    /// Ready, but sends go to the spool (storage down, or the spool still draining).
+    #[serde(skip)]
+    pub spooling: Option<String>,
 }
 
 impl Ops {
-    pub fn new(
-        registry: RegistryHandle,
-        dead_letters: DeadLetterHandle,
-        permissions: PermissionHandle,
-        limits: &Limits,
-    ) -> Self {
-        Self {
-            dispatch: Dispatcher::new(registry.clone()),
+    pub fn new(engines: Engines, tokens: Arc<TokenAuthority>, config: &Config) -> Self {
+        let Engines {
             registry,
             dead_letters,
             permissions,
-            rate: Arc::new(RateLimiter::new(limits.rate_per_second, limits.rate_burst)),
+            audit,
+        } = engines;
+        let limits = &config.limits;
+        Self {
+            dispatch: Dispatcher::new(registry.clone()),
+            admin: AdminStore::new(&registry),
+            registry,
+            dead_letters,
+            permissions,
+            audit,
+            tokens,
+            auth: Arc::new(config.auth.clone()),
+            quotas: Arc::new(config.quotas.clone()),
+            meter: Arc::default(),
+            leases: Arc::default(),
             message_limits: MessageLimits {
                 max_message_bytes: limits.max_message_bytes,
                 max_metadata_keys: limits.max_metadata_keys,
@@ -124,8 +163,7 @@ impl Ops {
         if self.allowed(agent, obj, act) {
             return Ok(());
         }
-        metrics::counter!("mailbox_permission_denied_total").increment(1);
-        tracing::info!(target: "audit", kind = "permission_denied", agent = %agent.id, obj, act, "permission denied");
+        self.audit.denied(&agent.id, obj, act);
         Err(ApiError::PermissionDenied(format!(
             "`{}` may not {act} `{obj}`",
             agent.id
@@ -157,19 +195,39 @@ impl Ops {
         }
     }
 
-    /// Whether storage answers (readiness probes).
+    /// Whether the node takes sends (readiness probes). Storage down with a spool that has room
+    /// is ready but degraded ("spooling"): sends are accepted durably, so a load balancer
+    /// keeps the node; a spool still draining after storage is back says so too. Storage down
+    /// without a spool, or with a full one, is not ready.
     pub async fn ready(&self) -> Readiness {
         let storage = self.registry.storage_kind();
+        let spool = self.registry.spool();
+        let pending = spool.map_or(0, |s| s.pending());
+        let room = self.limits.max_message_bytes as u64 + send::BODY_OVERHEAD as u64;
         match self.registry.ping().await {
             Ok(()) => Readiness {
                 ready: true,
                 storage,
                 reason: None,
+                spooling: (pending > 0)
+                    .then(|| format!("replaying {pending} spooled messages into storage")),
+            },
+            Err(e) if spool.is_some_and(|s| s.has_room(room)) => Readiness {
+                ready: true,
+                storage,
+                reason: None,
+                spooling: Some(format!(
+                    "storage: {e}; sends are spooled to disk ({pending} waiting)"
+                )),
             },
             Err(e) => Readiness {
                 ready: false,
                 storage,
-                reason: Some(format!("storage: {e}")),
+                reason: Some(match spool {
+                    Some(_) => format!("storage: {e}; the spool is full"),
+                    None => format!("storage: {e}"),
+                }),
+                spooling: None,
             },
         }
     }

@@ -47,6 +47,12 @@ fn send_object(to: &Address) -> String {
     }
 }
 
+/// What a send counts against a byte quota: the payload as JSON text (a blob reference counts
+/// its id only; blobs have their own limit).
+fn payload_bytes(req: &SendRequest) -> u64 {
+    req.payload.as_ref().map_or(0, |p| p.get().len() as u64)
+}
+
 impl Ops {
     /// Validates, checks permission and the caller's rate, and stores one message.
     pub async fn send(&self, agent: &Agent, args: SendArgs) -> Result<SendReceipt, ApiError> {
@@ -57,21 +63,13 @@ impl Ops {
         } = args;
         let to = req.validate(&self.message_limits)?;
         self.require(agent, &send_object(&to), "send")?;
-        if let Err(retry_after) = self.rate.take(&agent.id, 1) {
-            metrics::counter!("mailbox_rate_limited_total").increment(1);
-            return Err(ApiError::RateLimited {
-                message: format!(
-                    "`{}` is over its send rate ({}/s, burst {})",
-                    agent.id, self.limits.rate_per_second, self.limits.rate_burst
-                ),
-                retry_after,
-            });
-        }
+        self.admit(agent, 1, || payload_bytes(&req)).await?;
         let key = idempotency_key.or_else(|| req.idempotency_key.take());
         let receipt = self
             .dispatch
             .send(&agent.id, req, &to, key.as_deref())
             .await?;
+        self.meter.add(1);
         metrics::histogram!("mailbox_send_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(receipt)
@@ -86,11 +84,17 @@ impl Ops {
     ) -> Result<BatchReceipt, ApiError> {
         let started = Instant::now();
         let items = self.check_batch(agent, args.messages)?;
+        let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+        self.admit(agent, n, || {
+            items.iter().map(|i| payload_bytes(&i.request)).sum()
+        })
+        .await?;
         let results = self
             .dispatch
             .send_batch(&agent.id, items)
             .await
             .map_err(|e| ApiError::from(e.error).at_index(e.index))?;
+        self.meter.add(results.len() as u64);
         metrics::histogram!("mailbox_send_duration_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(BatchReceipt { results })

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod python;
 pub mod ws;
 
 use std::io::{Read, Write};
@@ -124,6 +125,8 @@ pub struct Broker {
     child: Option<Child>,
     env: Vec<(String, String)>,
     pub http: reqwest::Client,
+    /// This broker's own spool directory (kept across restarts, removed on drop).
+    pub spool_dir: tempfile::TempDir,
 }
 
 fn repo() -> PathBuf {
@@ -163,7 +166,12 @@ impl Broker {
         extra: &[(&str, &str)],
     ) -> Self {
         let port = free_port();
+        let spool_dir = tempfile::tempdir().expect("temp dir for the spool");
         let mut env: Vec<(String, String)> = vec![
+            (
+                "MAILBOX__SPOOL__DIR".into(),
+                spool_dir.path().display().to_string(),
+            ),
             ("MAILBOX__SERVER__BIND".into(), format!("127.0.0.1:{port}")),
             (
                 "MAILBOX__STORAGE__ENGINE".into(),
@@ -209,6 +217,7 @@ impl Broker {
             child: None,
             env,
             http,
+            spool_dir,
         };
         b.spawn();
         b
@@ -305,6 +314,15 @@ impl Broker {
         status_json(r).await
     }
 
+    pub async fn delete(&self, token: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).bearer_auth(token);
+        let r = match body {
+            Some(b) => r.json(b),
+            None => r,
+        };
+        status_json(r.send().await.expect("DELETE")).await
+    }
+
     pub async fn put(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
@@ -317,6 +335,18 @@ impl Broker {
         status_json(r).await
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Sends `payload` from `from` to `mailbox:to`; asserts 201 and answers the receipt.
     pub async fn send(&self, from: &str, to: &str, body: Value) -> Value {
         let mut body = body;
@@ -324,6 +354,18 @@ impl Broker {
         let (status, v) = self.post(&self.token(from), "/v1/messages", &body).await;
         assert_eq!(status, 201, "send failed: {v}");
         v
+    }
+
+    /// Every message in `mailbox` (at most 500), oldest first, read with its owner's token.
+    pub async fn messages(&self, mailbox: &str) -> Vec<Value> {
+        let (status, v) = self
+            .get(
+                &self.token(mailbox),
+                &format!("/v1/mailboxes/{mailbox}/messages?limit=500"),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["messages"].as_array().cloned().unwrap_or_default()
     }
 
     /// `total` in `mailbox`, read with its owner's token.

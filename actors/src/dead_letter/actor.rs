@@ -53,6 +53,8 @@ async fn requeue(registry: &RegistryHandle, id: &str) -> Result<Requeued, Error>
     let (new_id, seq) = match outcome.results.first() {
         Some(Appended::Stored { seq }) => (env.id, *seq),
         Some(Appended::Duplicate { id, seq }) => (id.clone(), *seq),
+        // Kept in the spool: it reaches the mailbox in order; its seq is not known yet.
+        Some(Appended::Spooled { id }) => (id.clone(), 0),
         None => return Err(Error::Internal("append answered no result".into())),
     };
     storage.dlq_delete(id).await?;

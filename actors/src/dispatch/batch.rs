@@ -94,15 +94,17 @@ impl Dispatcher {
                 let (id, seq) = match r {
                     Appended::Stored { seq } => {
                         mine.push((rec.id.clone(), *seq));
-                        (rec.id.clone(), *seq)
+                        (rec.id.clone(), Some(*seq))
                     }
-                    Appended::Duplicate { id, seq } => (id.clone(), *seq),
+                    Appended::Duplicate { id, seq } => (id.clone(), Some(*seq)),
+                    // Spooled with the others of its mailbox (one spool append, all or none).
+                    Appended::Spooled { id } => (id.clone(), None),
                 };
                 receipts[*i] = Some(SendReceipt {
                     id,
-                    status: "stored",
+                    status: if seq.is_some() { "stored" } else { "spooled" },
                     recipients: 1,
-                    seq: Some(seq.to_string()),
+                    seq: seq.map(|s| s.to_string()),
                     failed: 0,
                 });
             }

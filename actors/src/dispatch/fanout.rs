@@ -65,7 +65,8 @@ async fn copy_to_mailboxes(
     let mut done = futures_util::stream::iter(jobs).buffer_unordered(FANOUT_IN_FLIGHT);
     while let Some((name, r)) = done.next().await {
         match r.map(|o| o.results.into_iter().next()) {
-            Ok(Some(Appended::Stored { .. })) => copies.stored += 1,
+            // A spooled copy is accepted: it reaches the mailbox when storage is back.
+            Ok(Some(Appended::Stored { .. } | Appended::Spooled { .. })) => copies.stored += 1,
             Ok(Some(Appended::Duplicate { id, .. })) => {
                 copies.stored += 1;
                 copies.duplicate_of.get_or_insert(id);
@@ -145,7 +146,12 @@ impl Dispatcher {
                     }
                 }
             }
-            None => return Err(Error::Internal("append answered no result".into())),
+            // Topic writers never spool (a publish while storage is down answers 503).
+            Some(Appended::Spooled { .. }) | None => {
+                return Err(Error::Internal(
+                    "topic append answered no stored result".into(),
+                ))
+            }
         };
         let copy_key = key.map(|_| format!("copy:{}", env.id));
         let copies = copy_to_mailboxes(self, &env, targets, copy_key, "topic").await;

@@ -16,7 +16,8 @@ use crate::model::{self, Address, SendRequest};
 use crate::registry::RegistryHandle;
 use crate::storage::{Appended, NewRecord};
 
-/// What a send answers (`201 {id, status, recipients}`). `recipients` counts the stored
+/// What a send answers (`201 {id, status, recipients}`; `202` with status `spooled` when the
+/// node's spool kept it while storage was down, and then without `seq`). `recipients` counts the stored
 /// copies: 1 for a direct message; for a topic, 1 for its history plus one per mailbox with a
 /// matching durable subscription; for a broadcast, one per known agent. Live WebSocket pushes
 /// are not counted (they are not stored).
@@ -68,19 +69,22 @@ impl Dispatcher {
         let record = NewRecord::of(&env, idempotency_key.map(|k| format!("{from}:{k}")))?;
         let outcome = self.registry.mailbox(name).deliver(vec![record]).await?;
         let (id, seq) = match outcome.results.first() {
-            Some(Appended::Stored { seq }) => (env.id.clone(), *seq),
-            Some(Appended::Duplicate { id, seq }) => (id.clone(), *seq),
+            Some(Appended::Stored { seq }) => (env.id.clone(), Some(*seq)),
+            Some(Appended::Duplicate { id, seq }) => (id.clone(), Some(*seq)),
+            // Kept in the spool (storage down): stored in order when it is back.
+            Some(Appended::Spooled { id }) => (id.clone(), None),
             None => return Err(Error::Internal("append answered no result".into())),
         };
         if id == env.id {
             metrics::counter!("mailbox_messages_accepted_total", "route" => "direct").increment(1);
         }
-        tracing::debug!(message_id = %id, correlation_id = ?env.correlation_id, mailbox = %name, seq, "stored");
+        let status = if seq.is_some() { "stored" } else { "spooled" };
+        tracing::debug!(message_id = %id, correlation_id = ?env.correlation_id, mailbox = %name, ?seq, status);
         Ok(SendReceipt {
             id,
-            status: "stored",
+            status,
             recipients: 1,
-            seq: Some(seq.to_string()),
+            seq: seq.map(|s| s.to_string()),
             failed: 0,
         })
     }

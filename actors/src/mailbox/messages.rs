@@ -51,6 +51,27 @@ pub struct RemoveSubscriber {
 pub struct RemoteAppend {
     pub seq: u64,
 }
+/// The cached records with `after < seq < before` (degraded reads); `None` when the writer's
+/// cache knows nothing of the mailbox.
+#[derive(Message)]
+#[rtype(result = "Option<Vec<crate::storage::StoredRecord>>")]
+pub struct CachedRange {
+    pub after: u64,
+    pub before: Option<u64>,
+}
+
+/// The mailbox was deleted: forget its cached records.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ClearCache;
+
+/// Records the spool's replayer stored in this mailbox (in seq order): push, cache, wake.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replayed {
+    pub records: Vec<crate::storage::StoredRecord>,
+}
+
 /// Something became receivable without a write through this writer (a redelivery, on this node
 /// or another): wake the long-polls, and hand redeliveries to a live subscriber.
 #[derive(Message)]

@@ -1,7 +1,10 @@
 //! One mailbox: its writer configuration (pushes to live sessions, announces to other nodes),
 //! its messages, consumption (receive, ack, nack) and the handle callers use.
 
+pub mod cache;
 pub mod consume;
+#[cfg(debug_assertions)]
+mod drill;
 pub mod messages;
 pub mod query;
 pub mod writer;
@@ -69,9 +72,29 @@ impl MailboxHandle {
         stream::ask_writer(&self.name, lookup, Watch).await
     }
 
+    /// A page of the mailbox. While storage is down, a mailbox whose writer is live on this
+    /// node answers from the writer's cache of recent messages, marked `degraded` (SPEC
+    /// section 4); otherwise the storage error stands (503).
     pub async fn browse(&self, reader: &str, q: &BrowseQuery) -> Result<Page, Error> {
         let stream = crate::storage::Stream::Mailbox(self.name.clone());
-        query::browse(self.registry.storage(), &stream, reader, q).await
+        match query::browse(self.registry.storage(), &stream, reader, q).await {
+            Err(Error::Unavailable(why)) => match self.cached(q).await {
+                Some(records) => query::browse_cached(records, q, &why),
+                None => Err(Error::Unavailable(why)),
+            },
+            other => other,
+        }
+    }
+
+    /// The writer's cached records in the query's range, if the writer is live here and its
+    /// cache knows the mailbox.
+    async fn cached(&self, q: &BrowseQuery) -> Option<Vec<crate::storage::StoredRecord>> {
+        let writer = self.registry.live_mailbox_writer(&self.name)?;
+        let msg = messages::CachedRange {
+            after: q.after.unwrap_or(0),
+            before: q.before,
+        };
+        writer.send(msg).await.ok().flatten()
     }
 
     /// Browses, and if nothing matches waits up to `wait` for a matching message to arrive.
@@ -108,6 +131,10 @@ impl MailboxHandle {
 
     /// Deletes the mailbox; answers whether there was anything to delete.
     pub async fn delete(&self) -> Result<bool, Error> {
-        Ok(self.registry.storage().delete(&self.name).await?)
+        let existed = self.registry.storage().delete(&self.name).await?;
+        if let Some(writer) = self.registry.live_mailbox_writer(&self.name) {
+            writer.do_send(messages::ClearCache);
+        }
+        Ok(existed)
     }
 }

@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use crate::error::Error;
 use crate::model::{Envelope, MessageFilter};
-use crate::storage::{StorageHandle, Stream};
+use crate::storage::{StorageHandle, StoredRecord, Stream};
 
 /// Most messages one page may hold.
 pub const MAX_PAGE: usize = 500;
@@ -31,6 +31,8 @@ pub struct BrowseQuery {
 pub struct Page {
     pub messages: Vec<Envelope>,
     pub next: Option<String>,
+    /// Served from the node's cache of recent messages while storage is down.
+    pub degraded: bool,
 }
 
 /// Scans `stream` (a mailbox or a topic history) in seq order from the query's cursor and
@@ -85,4 +87,37 @@ pub async fn browse(
             return Ok(page);
         }
     }
+}
+
+/// A browse answered from a writer's cache of recent messages (`records`, ascending, already
+/// within the query's `after`/`before`): same filters and limit, marked `degraded`. Read state
+/// lives in storage, so `unread` cannot be answered: storage's error (`why`) stands.
+pub fn browse_cached(
+    records: Vec<StoredRecord>,
+    q: &BrowseQuery,
+    why: &str,
+) -> Result<Page, Error> {
+    if q.unread_only {
+        return Err(Error::Unavailable(format!(
+            "{why} (read state needs storage; the cache serves browses without `unread`)"
+        )));
+    }
+    let limit = q.limit.clamp(1, MAX_PAGE);
+    let now = Utc::now();
+    let mut page = Page {
+        degraded: true,
+        ..Page::default()
+    };
+    for rec in records {
+        let env = rec.decode()?;
+        if env.is_expired(now) || !q.filter.matches(&env) {
+            continue;
+        }
+        page.messages.push(env);
+        if page.messages.len() == limit {
+            page.next = Some(rec.seq.to_string());
+            break;
+        }
+    }
+    Ok(page)
 }

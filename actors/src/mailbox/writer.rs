@@ -1,14 +1,21 @@
 //! The mailbox configuration of the stream writer: appends carry delivery state, and each
 //! stored record is pushed to the mailbox's live subscribers on this node and announced to the
-//! other nodes (whose writers push it to their own sessions).
+//! other nodes (whose writers push it to their own sessions), and kept in the writer's cache of
+//! recent messages (degraded reads). Appends go through the node's spool while it holds
+//! anything or storage cannot take them (see [`crate::spool`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
+use super::cache::{CacheBudget, RecentCache};
 use super::consume::decode_handed;
-use super::messages::{AddSubscriber, Pushed, RemoteAppend, RemoveSubscriber, SubscriberKey, Wake};
+use super::messages::{
+    AddSubscriber, CachedRange, ClearCache, Pushed, RemoteAppend, RemoveSubscriber, Replayed,
+    SubscriberKey, Wake,
+};
+use crate::spool::{Offer, Spool};
 use crate::storage::events::EventBus;
 use crate::storage::{
     decode, AppendOutcome, DeliverySettings, NewRecord, StorageError, StorageHandle, Stream,
@@ -36,6 +43,10 @@ pub struct MailboxKind {
     delivery: DeliverySettings,
     /// A redelivery pass is running.
     redelivering: bool,
+    /// The node's spool (Redis engine); `None`: storage failures are answered as such.
+    spool: Option<Spool>,
+    /// The most recent messages storage acknowledged, for degraded reads.
+    cache: RecentCache,
 }
 
 impl MailboxKind {
@@ -44,6 +55,8 @@ impl MailboxKind {
         lanes: CommitLanes,
         bus: Option<EventBus>,
         delivery: DeliverySettings,
+        spool: Option<Spool>,
+        cache: Arc<CacheBudget>,
     ) -> Self {
         Self {
             lanes,
@@ -53,6 +66,8 @@ impl MailboxKind {
             pushed_upto: 0,
             delivery,
             redelivering: false,
+            spool,
+            cache: RecentCache::new(cache),
         }
     }
 
@@ -120,8 +135,13 @@ impl MailboxKind {
 }
 
 /// One mailbox append, through the commit lanes: the append script also records the mailbox's
-/// creation and its agent as known (a broadcast target).
-pub struct MailboxAppender(CommitLanes);
+/// creation and its agent as known (a broadcast target). With a spool, the group goes there
+/// while it holds anything (order), or when storage answers `Unavailable` (its outcome may be
+/// unknown: the replay is idempotent by message id).
+pub struct MailboxAppender {
+    lanes: CommitLanes,
+    spool: Option<Spool>,
+}
 
 impl Appender for MailboxAppender {
     async fn append(
@@ -131,7 +151,23 @@ impl Appender for MailboxAppender {
         records: Vec<NewRecord>,
         _known: bool,
     ) -> Result<AppendOutcome, StorageError> {
-        self.0.append(name, records).await
+        let Some(spool) = &self.spool else {
+            return self.lanes.append(name, records).await;
+        };
+        let records = match spool.offer(name, records, false).await? {
+            Offer::Spooled(outcome) => return Ok(outcome),
+            Offer::Declined(records) => records,
+        };
+        match self.lanes.append(name, records.clone()).await {
+            Err(StorageError::Unavailable(why)) => {
+                tracing::debug!(mailbox = %name, error = %why, "storage unavailable: spooling");
+                match spool.offer(name, records, true).await? {
+                    Offer::Spooled(outcome) => Ok(outcome),
+                    Offer::Declined(_) => Err(StorageError::Unavailable(why)),
+                }
+            }
+            other => other,
+        }
     }
 }
 
@@ -140,10 +176,18 @@ impl StreamKind for MailboxKind {
     type Appender = MailboxAppender;
 
     fn appender(&self) -> MailboxAppender {
-        MailboxAppender(self.lanes.clone())
+        MailboxAppender {
+            lanes: self.lanes.clone(),
+            spool: self.spool.clone(),
+        }
     }
 
-    fn stored(&mut self, _name: &str, seq: u64, record: &NewRecord) {
+    fn stored(&mut self, name: &str, seq: u64, record: &NewRecord) {
+        #[cfg(debug_assertions)]
+        super::drill::maybe_panic(name);
+        #[cfg(not(debug_assertions))]
+        let _ = name;
+        self.cache.push(seq, &record.record);
         self.push(seq, &record.record);
     }
 
@@ -249,5 +293,44 @@ impl Handler<Wake> for MailboxWriter {
                 Err(e) => tracing::debug!(mailbox = %act.name(), error = %e, "redelivery to live sessions failed"),
             }
         }));
+    }
+}
+
+impl Handler<Replayed> for MailboxWriter {
+    type Result = ();
+
+    /// The spool's replayer stored these here: cache, push, wake long-polls, tell other nodes.
+    fn handle(&mut self, msg: Replayed, _: &mut Context<Self>) {
+        let (mut first, mut last) = (u64::MAX, 0);
+        for rec in &msg.records {
+            self.kind.cache.push(rec.seq, &rec.record);
+            if rec.seq > self.kind.pushed_upto {
+                self.kind.push(rec.seq, &rec.record);
+            }
+            first = first.min(rec.seq);
+            last = last.max(rec.seq);
+        }
+        if last > 0 {
+            let name = self.name().to_owned();
+            self.kind.committed(&name, first, last);
+            self.liveness().advance(last);
+        }
+        self.update_busy();
+    }
+}
+
+impl Handler<CachedRange> for MailboxWriter {
+    type Result = MessageResult<CachedRange>;
+
+    fn handle(&mut self, msg: CachedRange, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.kind.cache.range(msg.after, msg.before))
+    }
+}
+
+impl Handler<ClearCache> for MailboxWriter {
+    type Result = ();
+
+    fn handle(&mut self, _: ClearCache, _: &mut Context<Self>) {
+        self.kind.cache.clear();
     }
 }

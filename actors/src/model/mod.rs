@@ -1,12 +1,17 @@
 //! Pure data: messages, addresses, ids and their validation. No I/O lives here.
 
 pub mod address;
+pub mod admin;
 pub mod delivery;
 pub mod message;
 pub mod payload;
 pub mod topic;
 
 pub use address::{is_valid_agent_id, is_valid_topic, is_valid_topic_pattern, Address};
+pub use admin::{
+    audit_id_ms, Admission, AgentRecord, AuditEvent, AuditKind, AuditPage, AuditQuery,
+    QuotaOutcome, QuotaSpec, QuotaTake, RateSpec, StoreCounts, MAX_AUDIT_PAGE, MAX_AUDIT_SCAN,
+};
 pub use delivery::{
     DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
     ReadMark, ReadState, MAX_DEAD_PAGE,

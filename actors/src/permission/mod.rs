@@ -1,23 +1,30 @@
 //! The permission actor and its read path.
 //!
 //! Decisions are made on the read path ([`PermissionHandle::check`]): a shared `Arc<Enforcer>`
-//! behind a read lock, held only long enough to clone the `Arc`. The actor owns everything that
-//! changes the policy: it polls the policy and model files and, when either changes, builds a new
-//! enforcer from them and swaps it in. A file that does not parse never replaces a good policy.
+//! behind a read lock, held only long enough to clone the `Arc`. The actor ([`actor`]) owns
+//! everything that changes the policy: it polls the policy and model files and, when either
+//! changes, builds a new enforcer from them and swaps it in; and it applies the admin API's
+//! edits ([`rules`]) one at a time, writing the file back atomically. A file that does not
+//! parse never replaces a good policy.
 
-use std::path::PathBuf;
+mod actor;
+pub mod rules;
+
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use actix::prelude::*;
-use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter, StringAdapter};
+use casbin::{CoreApi, DefaultModel, Enforcer, FileAdapter, MgmtApi, StringAdapter};
 
-/// How often the policy files are checked for changes (hot reload within 2 s).
-const POLL_EVERY: Duration = Duration::from_secs(1);
+use crate::admin::AuditLog;
+pub use actor::PermissionActor;
+use actor::{Edit, Reload};
+pub use rules::{InvalidRule, PolicyRule};
 
 /// The shipped model and policy (`config/casbin/`), compiled in: an empty path means "the
 /// shipped file", so the binary decides the same way from any directory, or in an image that
-/// carries no `config/` at all.
+/// carries no `config/` at all. Compiled-in rules cannot be edited (there is no file to write
+/// back): the admin API's edits need `permissions.policy` to name a file.
 pub const SHIPPED_MODEL: &str = include_str!("../../../config/casbin/model.conf");
 pub const SHIPPED_POLICY: &str = include_str!("../../../config/casbin/policy.csv");
 
@@ -28,36 +35,57 @@ pub struct PermissionSettings {
     pub model: PathBuf,
     pub policy: PathBuf,
     pub watch: bool,
+    /// Where reloads are recorded (`policy_reload` events); none in unit tests.
+    pub audit: Option<AuditLog>,
 }
 
 /// Why the policy could not be loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("cannot load casbin policy ({path}): {message}")]
 pub struct PolicyError {
     pub path: String,
     pub message: String,
 }
 
-async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
-    let err = |p: &PathBuf, e: &dyn std::fmt::Display| PolicyError {
+/// Why an edit of the policy was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error(transparent)]
+    Invalid(#[from] InvalidRule),
+    #[error("the rule `{0}` is already in the policy")]
+    Exists(String),
+    #[error("the rule `{0}` is not in the policy")]
+    Absent(String),
+    /// The file could not be read or written, or the edited policy does not load.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+fn policy_error(p: &Path, e: &dyn std::fmt::Display) -> PolicyError {
+    PolicyError {
         path: if p.as_os_str().is_empty() {
             "compiled-in".to_owned()
         } else {
             p.display().to_string()
         },
         message: e.to_string(),
-    };
-    let model = if settings.model.as_os_str().is_empty() {
+    }
+}
+
+/// Builds an enforcer from the model and a policy file (the configured one, or an edited copy
+/// before it replaces it); an empty path stands for the shipped file compiled in.
+async fn build(model: &Path, policy_file: &Path) -> Result<Enforcer, PolicyError> {
+    let model_conf = if model.as_os_str().is_empty() {
         DefaultModel::from_str(SHIPPED_MODEL).await
     } else {
-        DefaultModel::from_file(&settings.model).await
+        DefaultModel::from_file(model).await
     }
-    .map_err(|e| err(&settings.model, &e))?;
-    let shipped_policy = settings.policy.as_os_str().is_empty();
+    .map_err(|e| policy_error(model, &e))?;
+    let shipped_policy = policy_file.as_os_str().is_empty();
     let policy = if shipped_policy {
         SHIPPED_POLICY.to_owned()
     } else {
-        std::fs::read_to_string(&settings.policy).map_err(|e| err(&settings.policy, &e))?
+        std::fs::read_to_string(policy_file).map_err(|e| policy_error(policy_file, &e))?
     };
     // casbin's file adapter skips lines it cannot split; refuse them instead, so a typo is
     // reported rather than silently dropping a rule.
@@ -73,8 +101,8 @@ async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
             _ => false,
         };
         if !ok {
-            return Err(err(
-                &settings.policy,
+            return Err(policy_error(
+                policy_file,
                 &format!(
                     "line {}: `{l}` is not `p, sub, obj, act` or `g, member, role`",
                     i + 1
@@ -83,11 +111,11 @@ async fn build(settings: &PermissionSettings) -> Result<Enforcer, PolicyError> {
         }
     }
     let enforcer = if shipped_policy {
-        Enforcer::new(model, StringAdapter::new(policy)).await
+        Enforcer::new(model_conf, StringAdapter::new(policy)).await
     } else {
-        Enforcer::new(model, FileAdapter::new(settings.policy.clone())).await
+        Enforcer::new(model_conf, FileAdapter::new(policy_file.to_path_buf())).await
     };
-    enforcer.map_err(|e| err(&settings.policy, &e))
+    enforcer.map_err(|e| policy_error(policy_file, &e))
 }
 
 /// Most decisions remembered per loaded policy; past it the memo starts over.
@@ -101,6 +129,11 @@ struct Policy {
 }
 
 impl Policy {
+    /// How many rules (`p` and `g`) are in force.
+    fn rules(&self) -> usize {
+        self.enforcer.get_policy().len() + self.enforcer.get_grouping_policy().len()
+    }
+
     fn new(enforcer: Enforcer) -> Self {
         Self {
             enforcer,
@@ -145,15 +178,10 @@ pub struct PermissionHandle {
 impl PermissionHandle {
     /// Loads the files and starts the permission actor. Fails if the policy does not load.
     pub async fn start(settings: PermissionSettings) -> Result<Self, PolicyError> {
-        let enforcer = build(&settings).await?;
+        let enforcer = build(&settings.model, &settings.policy).await?;
         let current = Arc::new(RwLock::new(Arc::new(Policy::new(enforcer))));
-        let fingerprint = fingerprint(&settings);
         let shared = current.clone();
-        let addr = Supervisor::start(move |_| PermissionActor {
-            settings,
-            current: shared,
-            fingerprint,
-        });
+        let addr = Supervisor::start(move |_| PermissionActor::new(settings, shared));
         Ok(Self {
             current,
             addr: Some(addr),
@@ -181,83 +209,70 @@ impl PermissionHandle {
             .any(|r| obj.strip_prefix("mailbox:") != Some(r.as_str()) && allowed(r))
     }
 
-    /// Reloads the files now; answers the error if they do not parse (the old policy stays).
-    pub async fn reload(&self) -> Result<(), PolicyError> {
-        match &self.addr {
-            Some(a) => a.send(Reload).await.unwrap_or_else(|e| {
-                Err(PolicyError {
-                    path: String::new(),
-                    message: format!("permission actor unavailable: {e}"),
-                })
-            }),
-            None => Ok(()),
-        }
+    /// Reloads the files now; answers the number of rules, or the error if they do not parse
+    /// (the old policy stays). `by`: the admin who asked, for the audit trail.
+    pub async fn reload(&self, by: Option<&str>) -> Result<usize, PolicyError> {
+        let Some(a) = &self.addr else {
+            return Ok(self.policy().rules());
+        };
+        a.send(Reload {
+            by: by.map(str::to_owned),
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(policy_error(
+                Path::new(""),
+                &format!("permission actor unavailable: {e}"),
+            ))
+        })
     }
-}
 
-/// What the files looked like when last loaded: a change triggers a reload. Contents, not
-/// mtimes, so a Kubernetes ConfigMap swap (a symlink flip) is seen too.
-fn fingerprint(s: &PermissionSettings) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-    (std::fs::read(&s.model).ok(), std::fs::read(&s.policy).ok())
-}
-
-pub struct PermissionActor {
-    settings: PermissionSettings,
-    current: Arc<RwLock<Arc<Policy>>>,
-    fingerprint: (Option<Vec<u8>>, Option<Vec<u8>>),
-}
-
-/// Rebuild the enforcer from the files.
-#[derive(Message)]
-#[rtype(result = "Result<(), PolicyError>")]
-pub struct Reload;
-
-impl Actor for PermissionActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        if self.settings.watch {
-            ctx.run_interval(POLL_EVERY, |act, ctx| {
-                let now = fingerprint(&act.settings);
-                if now != act.fingerprint {
-                    act.fingerprint = now;
-                    ctx.notify(Reload);
-                }
+    /// Every rule in force: `p` rules in file order, then `g` rules.
+    pub fn rules(&self) -> Vec<PolicyRule> {
+        let policy = self.policy();
+        let p = policy
+            .enforcer
+            .get_policy()
+            .into_iter()
+            .map(|rule| PolicyRule {
+                ptype: "p".into(),
+                rule,
             });
-        }
+        let g = policy
+            .enforcer
+            .get_grouping_policy()
+            .into_iter()
+            .map(|rule| PolicyRule {
+                ptype: "g".into(),
+                rule,
+            });
+        p.chain(g).collect()
     }
-}
 
-impl Supervised for PermissionActor {
-    fn restarting(&mut self, ctx: &mut Context<Self>) {
-        ctx.notify(Reload);
+    /// Adds a rule (in force at once, written back to the policy file).
+    pub async fn add_rule(&self, rule: PolicyRule) -> Result<(), EditError> {
+        self.edit(Edit { rule, add: true }).await
     }
-}
 
-impl Handler<Reload> for PermissionActor {
-    type Result = ResponseActFuture<Self, Result<(), PolicyError>>;
+    /// Removes a rule (in force at once, written back to the policy file).
+    pub async fn remove_rule(&self, rule: PolicyRule) -> Result<(), EditError> {
+        self.edit(Edit { rule, add: false }).await
+    }
 
-    fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Self::Result {
-        let settings = self.settings.clone();
-        let current = self.current.clone();
-        Box::pin(
-            async move {
-                match build(&settings).await {
-                    Ok(e) => {
-                        *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Policy::new(e));
-                        metrics::counter!("mailbox_policy_reloads_total", "result" => "ok").increment(1);
-                        tracing::info!(target: "audit", kind = "policy_reload", result = "ok", "policy reloaded");
-                        Ok(())
-                    }
-                    Err(e) => {
-                        metrics::counter!("mailbox_policy_reloads_total", "result" => "error").increment(1);
-                        tracing::error!(target: "audit", kind = "policy_reload", result = "error", error = %e, "policy reload failed; keeping the old policy");
-                        Err(e)
-                    }
-                }
-            }
-            .into_actor(self),
-        )
+    async fn edit(&self, edit: Edit) -> Result<(), EditError> {
+        edit.rule.check()?;
+        let Some(a) = &self.addr else {
+            return Err(EditError::Policy(policy_error(
+                Path::new(""),
+                &"the policy is not editable here",
+            )));
+        };
+        a.send(edit).await.unwrap_or_else(|e| {
+            Err(EditError::Policy(policy_error(
+                Path::new(""),
+                &format!("permission actor unavailable: {e}"),
+            )))
+        })
     }
 }
 
@@ -271,6 +286,7 @@ mod tests {
             model: root.join("model.conf"),
             policy: root.join("policy.csv"),
             watch: false,
+            audit: None,
         }
     }
 
@@ -281,6 +297,7 @@ mod tests {
             model: PathBuf::new(),
             policy: PathBuf::new(),
             watch: true,
+            audit: None,
         };
         for settings in [settings(), compiled] {
             decide_as_shipped(

@@ -12,8 +12,10 @@ use super::messages::{
     ActorCounts, CloseAllSessions, CloseSession, CountActors, GetWriter, Notify, RegisterSession,
     UnregisterSession,
 };
+use crate::mailbox::cache::CacheBudget;
 use crate::mailbox::messages::Wake;
 use crate::mailbox::MailboxKind;
+use crate::spool::Spool;
 use crate::storage::events::{EventBus, StreamAppended};
 use crate::storage::{DeliverySettings, StorageHandle};
 use crate::stream::{CommitLanes, Liveness, Retire, StreamKind, StreamWriter};
@@ -34,6 +36,10 @@ pub struct RegistrySettings {
     pub bus: Option<EventBus>,
     /// Config `[delivery]`: ack timeout, backoff, attempts.
     pub delivery: DeliverySettings,
+    /// The node's spool (Redis engine with `[spool]` enabled): mailbox writers spool through it.
+    pub spool: Option<Spool>,
+    /// Config `[cache]`: the budget of the mailbox writers' recent-message caches.
+    pub cache: Arc<CacheBudget>,
 }
 
 /// How a redelivery wake of a mailbox is named in cross-node announcements.
@@ -108,6 +114,8 @@ impl Registered for MailboxKind {
             reg.lanes.clone(),
             reg.settings.bus.clone(),
             reg.settings.delivery.clone(),
+            reg.settings.spool.clone(),
+            reg.settings.cache.clone(),
         )
     }
 

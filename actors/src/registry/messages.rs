@@ -29,7 +29,7 @@ pub struct Notify {
 #[rtype(result = "ActorCounts")]
 pub struct CountActors;
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct ActorCounts {
     pub mailboxes: usize,
     pub topics: usize,

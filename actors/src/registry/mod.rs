@@ -32,6 +32,8 @@ pub struct RegistryHandle {
     delivery: DeliverySettings,
     /// `limits.mailbox_max_len`: what a mailbox without its own `max_len` may hold.
     default_max_len: u64,
+    /// The node's spool, if enabled (readiness, shutdown, the replayer).
+    spool: Option<crate::spool::Spool>,
 }
 
 impl RegistryHandle {
@@ -42,6 +44,7 @@ impl RegistryHandle {
         let (mailbox_writers, topic_writers) = (Directory::default(), Directory::default());
         let delivery = settings.delivery.clone();
         let default_max_len = settings.default_max_len;
+        let spool = settings.spool.clone();
         let (s, r) = (storage.clone(), router.clone());
         let (m, t) = (mailbox_writers.clone(), topic_writers.clone());
         let addr = Supervisor::start(move |_| Registry::new(s, r, settings, m, t));
@@ -54,7 +57,13 @@ impl RegistryHandle {
             topic_writers,
             delivery,
             default_max_len,
+            spool,
         }
+    }
+
+    /// The node's spool, if enabled.
+    pub fn spool(&self) -> Option<&crate::spool::Spool> {
+        self.spool.as_ref()
     }
 
     pub(crate) fn storage(&self) -> &StorageHandle {
@@ -100,6 +109,19 @@ impl RegistryHandle {
         name: &str,
     ) -> Result<Addr<StreamWriter<MailboxKind>>, Error> {
         self.writer(&self.mailbox_writers, name).await
+    }
+
+    /// The writer of a mailbox if it is live on this node (never starts one).
+    pub(crate) fn live_mailbox_writer(
+        &self,
+        name: &str,
+    ) -> Option<Addr<StreamWriter<MailboxKind>>> {
+        self.mailbox_writers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .filter(|a| a.connected())
+            .cloned()
     }
 
     pub(crate) async fn topic_writer(

@@ -8,9 +8,9 @@
 //! implementation per engine; the actor, the handle and the [`Engine`](super::Engine) enum do
 //! not change.
 //!
-//! The contract is four traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
-//! [`DeadLetters`]), only because a trait impl is one block and each engine keeps each concern
-//! in its own file. [`StorageEngine`] is all four; the storage actor holds an
+//! The contract is five traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
+//! [`DeadLetters`], [`Admin`]), only because a trait impl is one block and each engine keeps each concern
+//! in its own file. [`StorageEngine`] is all five; the storage actor holds an
 //! `Arc<dyn StorageEngine>`. The traits use `async-trait` because they must be object safe.
 
 use async_trait::async_trait;
@@ -20,7 +20,10 @@ use super::{
     MailboxStats, NackOutcome, NewRecord, ReadMark, ReadState, StorageError, StoredRecord, Stream,
     TopicAppend,
 };
-use crate::model::{MailboxConfig, Subscription, TopicConfig, TopicStats};
+use crate::model::{
+    Admission, AgentRecord, AuditEvent, AuditPage, AuditQuery, MailboxConfig, QuotaOutcome,
+    QuotaTake, RateSpec, StoreCounts, Subscription, TopicConfig, TopicStats,
+};
 
 /// Generates, from the table of operations: one `#[async_trait]` trait per group, and one
 /// [`StorageHandle`](super::StorageHandle) method per operation.
@@ -180,9 +183,32 @@ storage_ops! {
         /// How many dead letters there are.
         fn dlq_count() -> u64;
     }
+
+    /// What admins run: agents with API keys, the audit trail, totals, and the counters that
+    /// make rate limits and quotas hold across nodes.
+    pub trait Admin {
+        /// Stores a new agent; answers false (and changes nothing) if the id is taken.
+        fn agent_create(agent: AgentRecord) -> bool;
+        fn agent_get(id: &str) -> Option<AgentRecord>;
+        /// Every created agent, by id.
+        fn agent_list() -> Vec<AgentRecord>;
+        /// Removes an agent (its key no longer exchanges); answers whether it existed.
+        fn agent_delete(id: &str) -> bool;
+        /// Appends an event to the capped audit trail (the oldest go past `max_len`); answers
+        /// its id.
+        fn audit_append(event: AuditEvent, max_len: u64) -> String;
+        /// A page of the audit trail, newest first.
+        fn audit_list(query: AuditQuery) -> AuditPage;
+        /// Takes `n` from the rate counter `key` (GCRA: one round trip, no lock).
+        fn rate_take(key: &str, n: u32, rate: RateSpec) -> Admission;
+        /// Adds to an agent's counters of the day unless a cap would be passed.
+        fn quota_take(agent: &str, take: QuotaTake) -> QuotaOutcome;
+        /// Totals for admin stats.
+        fn counts() -> StoreCounts;
+    }
 }
 
 /// A storage engine: every operation of the table above.
-pub trait StorageEngine: Mailboxes + Topics + Delivery + DeadLetters {}
+pub trait StorageEngine: Mailboxes + Topics + Delivery + DeadLetters + Admin {}
 
-impl<E: Mailboxes + Topics + Delivery + DeadLetters> StorageEngine for E {}
+impl<E: Mailboxes + Topics + Delivery + DeadLetters + Admin> StorageEngine for E {}

@@ -36,14 +36,24 @@ pub(super) fn append_to(
     let mut results: Vec<Option<Appended>> = records
         .iter()
         .map(|r| {
-            r.idempotency.as_ref().and_then(|k| {
-                idempotency
-                    .get(&(scope.to_owned(), k.clone()))
-                    .map(|(id, seq, _)| Appended::Duplicate {
-                        id: id.clone(),
+            r.idempotency
+                .as_ref()
+                .and_then(|k| {
+                    idempotency
+                        .get(&(scope.to_owned(), k.clone()))
+                        .map(|(id, seq, _)| Appended::Duplicate {
+                            id: id.clone(),
+                            seq: *seq,
+                        })
+                })
+                // A message id the stream already holds (a spool replay, a retried write) is a
+                // duplicate of itself: never stored twice.
+                .or_else(|| {
+                    mb.ids.get(&r.id).map(|seq| Appended::Duplicate {
+                        id: r.id.clone(),
                         seq: *seq,
                     })
-            })
+                })
         })
         .collect();
     let fresh = results.iter().filter(|r| r.is_none()).count() as u64;

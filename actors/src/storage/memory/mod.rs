@@ -2,6 +2,7 @@
 //! restarts. One `std::sync::Mutex` over everything: critical sections are short and never await.
 //! Delivery state (receive, acks, retry schedule, dead letters) is in `delivery.rs`.
 
+mod admin;
 mod append;
 mod delivery;
 
@@ -74,6 +75,9 @@ struct State {
 #[derive(Clone, Default)]
 pub struct MemoryEngine {
     state: Arc<Mutex<State>>,
+    /// Agents, audit ring, rate buckets and quotas: apart from the message state, so a send's
+    /// rate check never waits on the message lock.
+    admin: Arc<admin::AdminState>,
 }
 
 impl MemoryEngine {

@@ -17,6 +17,8 @@
 //!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
+//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`.
+//!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
 //! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
 //! `drop_oldest`, `retention_seconds`), so a topic is never a mailbox nor a known agent:
@@ -33,6 +35,7 @@
 //! - `P:dlq:ids`         zset (score 0, by id): every dead letter; `P:dlq:by:<mailbox>` likewise
 //! - `P:dlq:dl:<id>`     string: JSON header line, then the record
 
+mod admin;
 mod append;
 mod delivery;
 mod dlq;
@@ -70,6 +73,8 @@ struct Scripts {
     sub_remove: Script,
     delivery: Script,
     schedule: Script,
+    gcra: Script,
+    quota: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -130,6 +135,8 @@ impl RedisEngine {
                 sub_remove: Script::new(include_str!("../scripts/sub_remove.lua")),
                 delivery: Script::new(include_str!("../scripts/delivery.lua")),
                 schedule: Script::new(include_str!("../scripts/schedule.lua")),
+                gcra: Script::new(include_str!("../scripts/gcra.lua")),
+                quota: Script::new(include_str!("../scripts/quota.lua")),
             }),
         })
     }

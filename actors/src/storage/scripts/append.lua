@@ -9,7 +9,7 @@
 -- then optionally (topic histories): the default overflow, '1' if the stream must exist, and
 -- '1' if the stream keeps no delivery state (KEYS[4..9] are then passed but never touched).
 -- Returns { results, evicted, buried, sched } where results[i] is {0, seq} (stored) or
--- {1, seq, id} (duplicate); evicted is a flat list seq1, record1, seq2, record2...; buried is a
+-- {1, seq, id} (duplicate: its idempotency key, or its message id, is already here); evicted is a flat list seq1, record1, seq2, record2...; buried is a
 -- flat list seq, meta, record of evicted records that awaited an ack (now in the dead-letter
 -- outbox, meta = "evicted|attempts|now|reason"); sched is a flat list seq, expires_at of stored
 -- records that await an ack and expire. Or {"full", max_len}; or {"missing"} when the stream
@@ -29,9 +29,16 @@ local overflow = redis.call('HGET', meta, 'overflow') or ARGV[tail] or 'reject'
 local prior = {}
 local fresh = 0
 for i = 0, n - 1 do
+  local id = ARGV[4 + i * W]
   local k = tonumber(ARGV[4 + i * W + 2])
   local prev = false
   if k > 0 then prev = redis.call('GET', KEYS[k]) end
+  -- A message id the stream already holds (a spool replay, a retried write whose answer was
+  -- lost) is answered as a duplicate of itself, never stored twice.
+  if not prev then
+    local at = redis.call('HGET', ids, id)
+    if at then prev = id .. ':' .. at end
+  end
   if prev then prior[i + 1] = prev else fresh = fresh + 1 end
 end
 
