@@ -112,3 +112,63 @@ fn every_alert_has_a_runbook() {
         );
     }
 }
+
+/// The metric names of SPEC section 11 (the dashboard must use each of them).
+const SPEC_METRICS: &[&str] = &[
+    "mailbox_messages_accepted_total",
+    "mailbox_messages_delivered_total",
+    "mailbox_messages_acked_total",
+    "mailbox_redeliveries_total",
+    "mailbox_dead_letters_total",
+    "mailbox_send_duration_seconds",
+    "mailbox_delivery_latency_seconds",
+    "mailbox_ws_sessions",
+    "mailbox_actors",
+    "mailbox_storage_errors_total",
+    "mailbox_storage_circuit_open",
+    "mailbox_spool_messages",
+    "mailbox_auth_failures_total",
+    "mailbox_permission_denied_total",
+    "mailbox_rate_limited_total",
+    "mailbox_policy_reloads_total",
+    "mailbox_security_alerts_total",
+    "mailbox_http_requests_total",
+];
+
+/// The Grafana dashboard is valid JSON, every query names only SPEC metrics (a histogram through
+/// its `_bucket` series), and every SPEC metric has a panel.
+#[test]
+fn the_grafana_dashboard_uses_every_spec_metric() {
+    let text =
+        std::fs::read_to_string(repo().join("k8s/grafana-dashboard.json")).expect("dashboard");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut used = std::collections::BTreeSet::new();
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            let mut rest = expr;
+            while let Some(i) = rest.find("mailbox_") {
+                let name: String = rest[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                rest = &rest[i + name.len()..];
+                let base = name.strip_suffix("_bucket").unwrap_or(&name).to_owned();
+                assert!(
+                    SPEC_METRICS.contains(&base.as_str()),
+                    "{base} in `{expr}` is not a SPEC metric"
+                );
+                used.insert(base);
+            }
+        }
+    }
+    for m in SPEC_METRICS {
+        assert!(used.contains(*m), "no panel shows {m}");
+    }
+    let kustomization =
+        std::fs::read_to_string(repo().join("k8s/kustomization.yaml")).expect("kustomization");
+    assert!(
+        kustomization.contains("=grafana-dashboard.json"),
+        "the dashboard is not in the kustomize base"
+    );
+}
