@@ -61,6 +61,19 @@ pub enum ClientFrame {
 }
 
 impl ClientFrame {
+    /// The op's name, as on the wire (for logs).
+    pub fn op(&self) -> &'static str {
+        match self {
+            ClientFrame::Subscribe { .. } => "subscribe",
+            ClientFrame::Unsubscribe { .. } => "unsubscribe",
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Ack { .. } => "ack",
+            ClientFrame::Nack { .. } => "nack",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Ping { .. } => "ping",
+        }
+    }
+
     pub fn reference(&self) -> Option<&str> {
         match self {
             ClientFrame::Subscribe { reference, .. }

@@ -6,6 +6,7 @@ use std::future::Future;
 use actix::prelude::*;
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::WsSession;
 use crate::error::ApiError;
@@ -14,13 +15,30 @@ use crate::ws::frames::{ClientFrame, ServerFrame};
 
 impl WsSession {
     pub(super) fn handle_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        // Each op gets a request id, as an HTTP request does: every log line of the op (and of
+        // the future it spawns, see `answer`) carries it with the session, agent, op and ref.
+        let span = tracing::info_span!(
+            "ws_op",
+            request_id = %ulid::Ulid::generate(),
+            session = self.id,
+            agent = %self.agent.id,
+            op = tracing::field::Empty,
+            r#ref = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let frame = match ClientFrame::parse(text) {
             Ok(f) => f,
             Err((reference, e)) => {
+                tracing::debug!(code = e.code(), error = %e, "frame refused");
                 self.error(reference, &e, ctx);
                 return;
             }
         };
+        span.record("op", frame.op());
+        if let Some(r) = frame.reference() {
+            span.record("ref", r);
+        }
+        tracing::debug!("ws op");
         let reference = frame.reference().map(str::to_owned);
         let (ops, agent) = (self.state.ops.clone(), self.agent.clone());
         match frame {
@@ -87,6 +105,7 @@ impl WsSession {
         T: Serialize,
         F: Future<Output = Result<T, ApiError>> + 'static,
     {
+        let op = op.instrument(tracing::Span::current());
         ctx.spawn(op.into_actor(self).map(move |r, act, ctx| match r {
             Ok(v) => act.ok(reference, &v, ctx),
             Err(e) => act.error(reference, &e, ctx),

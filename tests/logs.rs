@@ -1,0 +1,100 @@
+//! Logs (SPEC section 11): every HTTP request and every WebSocket op logs under a request id
+//! (the HTTP one is returned as `X-Request-Id`), and message logs carry the message id and the
+//! correlation id. Read from the real binary's JSON logs.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{free_port, mint, wait_until, SECRET};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_and_websocket_ops_log_with_a_request_id() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("broker.log");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
+        .arg("serve")
+        .env_remove("MAILBOX_CONFIG")
+        .env("MAILBOX__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("MAILBOX__STORAGE__ENGINE", "memory")
+        .env("MAILBOX__AUTH__JWT_SECRET", SECRET)
+        .env("MAILBOX__LOG__FORMAT", "json")
+        .env("MAILBOX__LOG__LEVEL", "debug")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start the broker");
+    wait_until(Duration::from_secs(20), "the broker to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+
+    // HTTP: the answer's X-Request-Id is the id the request's log lines carry.
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/messages"))
+        .bearer_auth(mint("alice", &[], 300))
+        .json(&json!({"to": "mailbox:bob", "payload": "hi", "correlation_id": "corr-42"}))
+        .send()
+        .await
+        .expect("send");
+    let request_id = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("X-Request-Id")
+        .to_owned();
+    let sent: Value = r.json().await.expect("receipt");
+    let message_id = sent["id"].as_str().expect("id").to_owned();
+
+    // WebSocket: one send op with a ref.
+    let url = format!(
+        "ws://127.0.0.1:{port}/v1/ws?token={}",
+        mint("carol", &[], 300)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    let frame = json!({"op": "send", "ref": "r-7", "message": {"to": "mailbox:bob", "payload": 1}});
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .expect("send frame");
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("an answer")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = m {
+            if t.contains("\"r-7\"") {
+                break;
+            }
+        }
+    }
+    drop(ws);
+
+    child.kill().ok();
+    child.wait().ok();
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&request_id) && l.contains("/v1/messages")),
+        "no log line of the request {request_id}:\n{text}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&message_id) && l.contains("corr-42") && l.contains(&request_id)),
+        "no message log with message id, correlation id and request id:\n{text}"
+    );
+    let ws_op = lines
+        .iter()
+        .find(|l| l.contains("\"ws_op\"") && l.contains("\"op\":\"send\"") && l.contains("r-7"))
+        .unwrap_or_else(|| panic!("no WebSocket op log:\n{text}"));
+    assert!(ws_op.contains("request_id"), "{ws_op}");
+}
