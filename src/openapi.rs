@@ -32,6 +32,45 @@ pub struct ErrorDetail {
     pub details: serde_json::Value,
 }
 
+/// The refusals any `/v1` operation may answer, with the error body (SPEC section 7): named in
+/// each operation's `responses(…)` instead of two lines repeated on every handler.
+pub struct Refusals;
+
+impl utoipa::IntoResponses for Refusals {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder, ResponsesBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        ResponsesBuilder::new()
+            .response(
+                "4XX",
+                error(
+                    "Refused: bad_request 400, unauthenticated 401, permission_denied 403, \
+                     not_found 404, conflict 409, payload_too_large 413, validation_failed 422, \
+                     rate_limited 429",
+                ),
+            )
+            .response(
+                "5XX",
+                error("internal 500, unavailable 503 (with Retry-After), mailbox_full 507"),
+            )
+            .build()
+            .into()
+    }
+}
+
 /// The codes of SPEC section 7 and their HTTP status.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -252,42 +252,13 @@ async fn docs_are_served_from_the_binary() {
 /// The schemathesis release the fuzz run pins.
 const SCHEMATHESIS: &str = "4.32.5";
 
-/// A venv holding schemathesis under the target dir, made on first use (a marker file says it
-/// is done, so later runs install nothing).
+/// The schemathesis command, from a venv under the target dir made on first use.
 fn schemathesis() -> std::path::PathBuf {
-    use std::process::Command;
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("schemathesis-{SCHEMATHESIS}"));
-    let exe = dir.join("bin/schemathesis");
-    let marker = dir.join(".installed");
-    if marker.exists() {
-        return exe;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(&dir),
-        "python3 -m venv (make test installs python3-venv)",
+    let python = common::python::venv_with(
+        &format!("schemathesis-{SCHEMATHESIS}"),
+        &format!("schemathesis=={SCHEMATHESIS}"),
     );
-    run(
-        Command::new(dir.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            &format!("schemathesis=={SCHEMATHESIS}"),
-        ]),
-        "pip install schemathesis",
-    );
-    std::fs::write(&marker, SCHEMATHESIS).expect("write the venv marker");
-    exe
+    python.with_file_name("schemathesis")
 }
 
 /// Schemathesis generates requests from the document (valid and invalid) with an admin token

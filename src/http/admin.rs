@@ -32,8 +32,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     security(()),
     responses(
         (status = 200, description = "A JWT for the agent", body = crate::ops::TokenIssued),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/auth/token")]
@@ -52,8 +51,7 @@ async fn token(
     request_body = crate::ops::CreateAgentArgs,
     responses(
         (status = 201, description = "Created; the API key is shown only now", body = crate::ops::AgentCreated),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/admin/agents")]
@@ -71,8 +69,7 @@ async fn create_agent(
     operation_id = "admin_agent_list",
     responses(
         (status = 200, description = "Agents (never a key or its hash)", body = crate::ops::AgentList),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/agents")]
@@ -86,8 +83,7 @@ async fn list_agents(state: web::Data<AppState>, agent: Agent) -> Result<HttpRes
     params(("id" = String, Path, description = "Agent id")),
     responses(
         (status = 204, description = "Deleted; its API key no longer exchanges for a token"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/admin/agents/{id}")]
@@ -105,8 +101,7 @@ async fn delete_agent(
     operation_id = "admin_policy_list",
     responses(
         (status = 200, description = "The rules in force", body = crate::ops::PolicyList),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/policies")]
@@ -120,8 +115,7 @@ async fn list_policies(state: web::Data<AppState>, agent: Agent) -> Result<HttpR
     request_body = mailbox_actors::permission::PolicyRule,
     responses(
         (status = 201, description = "Added and written back to the policy file", body = mailbox_actors::permission::PolicyRule),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/admin/policies")]
@@ -141,8 +135,7 @@ async fn add_policy(
     request_body = mailbox_actors::permission::PolicyRule,
     responses(
         (status = 204, description = "Removed and written back to the policy file"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/admin/policies")]
@@ -161,8 +154,7 @@ async fn remove_policy(
     operation_id = "admin_policy_reload",
     responses(
         (status = 200, description = "Reloaded", body = crate::ops::Reloaded),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/admin/policies/reload")]
@@ -179,8 +171,7 @@ async fn reload_policies(
     params(crate::ops::CheckArgs),
     responses(
         (status = 200, description = "The decision", body = crate::ops::Decision),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/policies/check")]
@@ -199,8 +190,7 @@ async fn check_policy(
     params(crate::ops::AuditArgs),
     responses(
         (status = 200, description = "Audit events, newest first", body = crate::ops::AuditList),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/audit")]
@@ -218,8 +208,7 @@ async fn audit(
     operation_id = "admin_stats",
     responses(
         (status = 200, description = "Counts and rates", body = crate::ops::Stats),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/stats")]

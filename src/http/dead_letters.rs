@@ -25,8 +25,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     params(crate::ops::ListDeadLettersArgs),
     responses(
         (status = 200, description = "A page of dead letters", body = crate::ops::dead_letters::DeadLetterPage),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/dead-letters")]
@@ -45,8 +44,7 @@ async fn list(
     params(("id" = String, Path, description = "Dead-letter id")),
     responses(
         (status = 200, description = "The dead letter", body = mailbox_actors::model::DeadLetter),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/dead-letters/{id}")]
@@ -64,8 +62,7 @@ async fn show(
     params(("id" = String, Path, description = "Dead-letter id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/dead-letters/{id}")]
@@ -84,8 +81,7 @@ async fn delete(
     params(("id" = String, Path, description = "Dead-letter id")),
     responses(
         (status = 200, description = "Back in its mailbox under a new id", body = crate::ops::dead_letters::Requeued),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/dead-letters/{id}/requeue")]
@@ -103,8 +99,7 @@ async fn requeue(
     request_body(content = Option<crate::ops::RequeueMatchingArgs>, description = "`{filter: {mailbox?, reason?}}`; empty: all"),
     responses(
         (status = 200, description = "How many were requeued", body = crate::ops::dead_letters::RequeuedCount),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/dead-letters/requeue")]
@@ -124,8 +119,7 @@ async fn requeue_matching(
     params(crate::ops::PurgeArgs),
     responses(
         (status = 200, description = "How many were purged", body = crate::ops::dead_letters::Purged),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/dead-letters")]

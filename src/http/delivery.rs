@@ -20,8 +20,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     request_body(content = Option<crate::ops::ReceiveArgs>, description = "`{max, wait_seconds}`; empty body: one message, no wait"),
     responses(
         (status = 200, description = "Messages handed over (each an attempt)", body = crate::ops::Received),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/mailboxes/{name}/receive")]
@@ -46,8 +45,7 @@ async fn receive(
     params(("name" = String, Path, description = "Mailbox name (agent id)"), ("id" = String, Path, description = "Message id")),
     responses(
         (status = 200, description = "Settled", body = crate::ops::Acked),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/mailboxes/{name}/messages/{id}/ack")]
@@ -67,8 +65,7 @@ async fn ack(
     request_body(content = Option<crate::ops::NackArgs>, description = "`{requeue, reason}`"),
     responses(
         (status = 200, description = "Requeued or dead-lettered", body = crate::ops::NackResult),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/mailboxes/{name}/messages/{id}/nack")]

@@ -22,8 +22,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     params(("name" = String, Path, description = "Mailbox name (agent id)")),
     responses(
         (status = 200, description = "Counts and settings", body = crate::ops::MailboxInfo),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/mailboxes/{name}")]
@@ -43,8 +42,7 @@ async fn info(
     responses(
         (status = 201, description = "Created", body = crate::ops::MailboxConfigured),
         (status = 200, description = "Reconfigured", body = crate::ops::MailboxConfigured),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[put("/mailboxes/{name}")]
@@ -67,8 +65,7 @@ async fn configure(
     params(("name" = String, Path, description = "Mailbox name (agent id)")),
     responses(
         (status = 204, description = "Deleted with its messages"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/mailboxes/{name}")]
@@ -87,8 +84,7 @@ async fn delete(
     params(("name" = String, Path, description = "Mailbox name (agent id)"), crate::ops::BrowseArgs),
     responses(
         (status = 200, description = "A page of messages, no side effects", body = crate::ops::BrowsePage),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/mailboxes/{name}/messages")]
@@ -114,8 +110,7 @@ async fn browse(
     request_body = crate::ops::MarkReadArgs,
     responses(
         (status = 200, description = "Unread count after", body = crate::ops::Unread),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/mailboxes/{name}/read")]

@@ -37,8 +37,7 @@ fn idempotency_header(req: &HttpRequest) -> Result<Option<String>, ApiError> {
     responses(
         (status = 201, description = "Stored or delivered", body = mailbox_actors::dispatch::SendReceipt),
         (status = 202, description = "Spooled (Redis down): will reach Redis in order", body = mailbox_actors::dispatch::SendReceipt),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/messages")]
@@ -71,8 +70,7 @@ async fn send(
     request_body = crate::ops::BatchArgs,
     responses(
         (status = 201, description = "All stored (or none: the error names `details.index`)", body = crate::ops::BatchReceipt),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/messages/batch")]

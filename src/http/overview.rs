@@ -16,8 +16,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     operation_id = "admin_mailboxes",
     responses(
         (status = 200, description = "Known mailboxes (first 500 by name) and how many are known", body = crate::ops::overview::MailboxOverview),
-        (status = "4XX", description = "Refused: unauthenticated 401, permission_denied 403 (needs `admin`, `read`)", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After)", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/admin/mailboxes")]

@@ -34,8 +34,7 @@ struct CreateBody {
     responses(
         (status = 201, description = "Created", body = crate::ops::Subscribed),
         (status = 200, description = "Already subscribed: that subscription", body = crate::ops::Subscribed),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[post("/subscriptions")]
@@ -60,8 +59,7 @@ async fn create(
     params(crate::ops::ListSubscriptionsArgs),
     responses(
         (status = 200, description = "Subscriptions", body = crate::ops::SubscriptionList),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/subscriptions")]
@@ -80,8 +78,7 @@ async fn list(
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The subscription", body = mailbox_actors::model::Subscription),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/subscriptions/{id}")]
@@ -99,8 +96,7 @@ async fn show(
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/subscriptions/{id}")]

@@ -26,8 +26,7 @@ const SETTINGS_BODY: usize = 64 * 1024;
     params(crate::ops::ListTopicsArgs),
     responses(
         (status = 200, description = "Topics under the prefix", body = crate::ops::TopicList),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/topics")]
@@ -46,8 +45,7 @@ async fn list(
     params(("name" = String, Path, description = "Topic name")),
     responses(
         (status = 200, description = "Topic info", body = crate::ops::TopicInfo),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/topics/{name}")]
@@ -67,8 +65,7 @@ async fn info(
     responses(
         (status = 201, description = "Created", body = crate::ops::TopicConfigured),
         (status = 200, description = "Reconfigured", body = crate::ops::TopicConfigured),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[put("/topics/{name}")]
@@ -91,8 +88,7 @@ async fn configure(
     params(("name" = String, Path, description = "Topic name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[delete("/topics/{name}")]
@@ -111,8 +107,7 @@ async fn delete(
     params(("name" = String, Path, description = "Topic name"), crate::ops::BrowseArgs),
     responses(
         (status = 200, description = "A page of the history", body = crate::ops::TopicPage),
-        (status = "4XX", description = "Refused: bad_request 400, unauthenticated 401, permission_denied 403, not_found 404, conflict 409, payload_too_large 413, validation_failed 422, rate_limited 429", body = crate::openapi::ErrorBody),
-        (status = "5XX", description = "internal 500, unavailable 503 (with Retry-After), mailbox_full 507", body = crate::openapi::ErrorBody)
+        crate::openapi::Refusals
     )
 )]
 #[get("/topics/{name}/messages")]

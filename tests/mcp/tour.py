@@ -89,9 +89,10 @@ async def main():
         # errors are tool results; the session goes on after each
         errors = {
             "unknown tool": (await alice.call("no_such_tool", {}), "bad_request"),
-            "malformed arguments": (await alice.call("check_inbox", {"max": "lots"}), "bad_request"),
+            # a known field's wrong type, a required field missing: a broken rule (422), as over REST
+            "malformed arguments": (await alice.call("check_inbox", {"max": "lots"}), "validation_failed"),
             "out of range": (await alice.call("check_inbox", {"wait_seconds": 61}), "validation_failed"),
-            "missing required": (await alice.call("send_message", {"payload": "no to"}), "bad_request"),
+            "missing required": (await alice.call("send_message", {"payload": "no to"}), "validation_failed"),
             "bad address": (await alice.call("send_message", {"to": "nowhere", "payload": 1}), "validation_failed"),
             "permission": (await alice.call("check_inbox", {"mailbox": "carol"}), "permission_denied"),
             "broadcast": (await alice.call("send_message", {"to": "broadcast", "payload": 1}), "permission_denied"),

@@ -38,7 +38,7 @@ async function connect(agent) {
   const acked = await bob.callTool({ name: "ack_message", arguments: { id: msgs[0].id } });
   check(!acked.isError, "ack", acked);
   const bad = await bob.callTool({ name: "ack_message", arguments: {} });
-  check(bad.isError && bad.content[0].text.includes("bad_request"), "error as a tool result", bad);
+  check(bad.isError && bad.content[0].text.includes("validation_failed"), "error as a tool result", bad);
   const again = await bob.callTool({ name: "list_topics", arguments: {} });
   check(!again.isError, "the session survives", again);
   await alice.close();
