@@ -1,7 +1,7 @@
 //! `/dashboard` in a real headless Chromium (Debian's `chromium`; `make test` installs it),
 //! driven over the DevTools protocol: the page takes an admin token through its form, keeps it
-//! in session storage, shows a mailbox that has messages and the dead-letter count, and a
-//! click on "Requeue" requeues the dead letter.
+//! in session storage, shows the live session count, a mailbox that has messages, the dead-letter count and a recent
+//! audit event, and a click on "Requeue" requeues the dead letter.
 
 mod common;
 
@@ -197,7 +197,12 @@ async fn the_dashboard_shows_mailboxes_and_dead_letters_and_requeues() {
         b.send("alice", "bob", json!({ "payload": text })).await;
     }
     make_dead_letter(&b).await;
+    // A refusal, so the audit panel has an event to show.
+    let (s, _) = b.get(&b.token("bob"), "/v1/admin/mailboxes").await;
+    assert_eq!(s, 403);
     let admin = b.admin_token("ops");
+    // One live WebSocket session to count.
+    let _session = common::ws::connect(&b, "dave").await;
 
     let browser = tokio::task::spawn_blocking(Browser::start)
         .await
@@ -226,6 +231,11 @@ async fn the_dashboard_shows_mailboxes_and_dead_letters_and_requeues() {
     .await;
     page.wait_for("document.cookie", json!("")).await;
 
+    page.wait_for(
+        "document.getElementById('sessions').textContent",
+        json!("1"),
+    )
+    .await;
     // bob's mailbox with its two unread messages; one dead letter.
     page.wait_for(
         "Array.from(document.querySelectorAll('#mailboxes tr[data-name=\"bob\"] td')).map(t => t.textContent).join('|')",
@@ -240,6 +250,12 @@ async fn the_dashboard_shows_mailboxes_and_dead_letters_and_requeues() {
     page.wait_for(
         "document.querySelector('#dead-letters tr[data-id] td').textContent",
         json!("carol"),
+    )
+    .await;
+
+    page.wait_for(
+        "Array.from(document.querySelectorAll('#audit tr')).some(r => r.cells.length === 4 && r.cells[1].textContent === 'permission_denied' && r.cells[2].textContent === 'bob')",
+        json!(true),
     )
     .await;
 
