@@ -50,20 +50,23 @@ impl Leases {
         }
     }
 
-    /// Keeps `tokens` leased for `agent` (what is left of a lease just taken).
+    /// Keeps `tokens` leased for `agent` (what is left of a lease just taken), on top of what
+    /// is left of its current lease: concurrent sends that each took a lease lose nothing.
     pub fn keep(&self, agent: &str, tokens: u32) {
         let mut map = self.by_agent.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if map.len() > SWEEP_OVER {
             map.retain(|_, l| l.until > now);
         }
-        map.insert(
-            agent.to_owned(),
-            Lease {
-                tokens,
-                until: now + LEASE_TTL,
-            },
-        );
+        let lease = map.entry(agent.to_owned()).or_insert(Lease {
+            tokens: 0,
+            until: now,
+        });
+        if lease.until <= now {
+            lease.tokens = 0;
+        }
+        lease.tokens = lease.tokens.saturating_add(tokens);
+        lease.until = now + LEASE_TTL;
     }
 }
 
@@ -82,5 +85,8 @@ mod tests {
         assert!(l.spend("a", 1));
         assert!(!l.spend("a", 1), "spent");
         assert!(!l.spend("b", 1), "leases are per agent");
+        l.keep("c", 1);
+        l.keep("c", 1);
+        assert!(l.spend("c", 2), "a second lease adds to the first");
     }
 }
