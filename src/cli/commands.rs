@@ -45,11 +45,7 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
         Err(e) => {
             tracing::error!(error = %e, "broker failed");
             eprintln!("error: {e}");
-            if matches!(e, crate::server::StartError::ClusterUnsupported) {
-                EXIT_CONFIG
-            } else {
-                1
-            }
+            1
         }
     }
 }
