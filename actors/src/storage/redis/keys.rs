@@ -59,6 +59,11 @@ impl Keys {
         format!("{}:quota:{{{agent}}}:{day}", self.prefix)
     }
 
+    /// `P:blob:{<id>}:<part>` (`data`, `meta`): one blob, sharded by its id.
+    pub fn blob(&self, id: &str, part: &str) -> String {
+        format!("{}:blob:{{{id}}}:{part}", self.prefix)
+    }
+
     // --- Global: one key each, so one slot each -------------------------------------------
 
     /// `P:agents`: set of every agent with a mailbox (broadcast targets, reconciliation).
@@ -156,6 +161,10 @@ mod tests {
         assert_eq!(
             Slot::for_key(k.subs("all")),
             Slot::for_key(k.subs("version"))
+        );
+        assert_eq!(
+            Slot::for_key(k.blob("01J", "data")),
+            Slot::for_key(k.blob("01J", "meta"))
         );
         assert_eq!(
             Slot::for_key(k.intents("due")),

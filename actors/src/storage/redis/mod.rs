@@ -20,7 +20,7 @@
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
 //! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`; batch intents:
-//! `intents.rs`.
+//! `intents.rs`. Blobs (`P:blob:{<id>}:data`, `P:blob:{<id>}:meta`): see `blobs.rs`.
 //!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
 //! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
@@ -40,6 +40,7 @@
 
 mod admin;
 mod append;
+mod blobs;
 mod conn;
 mod delivery;
 mod dlq;
@@ -85,6 +86,7 @@ struct Scripts {
     schedule: Script,
     gcra: Script,
     quota: Script,
+    blob_retain: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -137,6 +139,7 @@ impl RedisEngine {
                 schedule: Script::new(include_str!("../scripts/schedule.lua")),
                 gcra: Script::new(include_str!("../scripts/gcra.lua")),
                 quota: Script::new(include_str!("../scripts/quota.lua")),
+                blob_retain: Script::new(include_str!("../scripts/blob_retain.lua")),
             }),
         })
     }
