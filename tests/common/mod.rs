@@ -167,7 +167,7 @@ impl RedisCluster {
         }
         for &port in &c.ports {
             wait_until(
-                Duration::from_secs(10),
+                Duration::from_secs(30),
                 "a cluster node to answer PING",
                 || redis_ping(port),
             );
@@ -184,8 +184,9 @@ impl RedisCluster {
             .expect("redis-cli must be installed for these tests (make test installs redis-tools)");
         assert!(status.success(), "redis-cli --cluster create failed");
         let ports = c.ports.clone();
+        // Generous: on a loaded 2-core box several clusters form at once while tests run.
         wait_until(
-            Duration::from_secs(20),
+            Duration::from_secs(60),
             "the cluster state to be ok",
             || {
                 ports.iter().all(|&p| {
