@@ -171,6 +171,9 @@ pub struct Limits {
     pub rate_per_second: u32,
     pub rate_burst: u32,
     pub max_blob_bytes: usize,
+    /// How long an uploaded blob is kept; a message that references it extends this to cover
+    /// the message.
+    pub blob_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -411,6 +414,9 @@ impl Config {
         }
         if self.limits.max_message_bytes == 0 {
             return Err(invalid("limits.max_message_bytes", "must be positive"));
+        }
+        if self.limits.blob_ttl_seconds == 0 {
+            return Err(invalid("limits.blob_ttl_seconds", "must be positive"));
         }
         if self.limits.mailbox_max_len == 0 {
             return Err(invalid("limits.mailbox_max_len", "must be positive"));

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use super::bench_report::{CpuMeter, Report};
 use super::Conn;
 use crate::client::Client;
 use crate::config::Config;
@@ -17,6 +18,12 @@ use crate::config::Config;
 pub struct BenchArgs {
     #[command(subcommand)]
     scenario: Scenario,
+    /// Print, as the last line, one JSON object with the run's figures.
+    #[arg(long, global = true)]
+    json: bool,
+    /// The broker's Redis, read for its CPU counters (`INFO cpu`); defaults to `--raw-redis`.
+    #[arg(long, env = "MAILBOX_BENCH_REDIS", global = true)]
+    redis: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -35,6 +42,40 @@ enum Scenario {
         #[arg(long, num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379")]
         raw_redis: Option<String>,
         /// Config whose secret mints the bench tokens (when --token is not given).
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// N clients sending over WebSocket, up to W sends in flight each, matched to their `ok` by `ref`.
+    SendWs {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Sends in flight per client.
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Also run XADDs against this Redis with a connection per client, awaiting each reply.
+        #[arg(long, num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379")]
+        raw_redis: Option<String>,
+        #[arg(long, env = "MAILBOX_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Fill a mailbox with N messages, then time a WebSocket subscribe `from: beginning` until the
+    /// last one arrives.
+    Catchup {
+        #[command(flatten)]
+        conn: Conn,
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Also time an XRANGE of the same backlog on this Redis.
+        #[arg(long, num_args = 0..=1, default_missing_value = "redis://127.0.0.1:6379")]
+        raw_redis: Option<String>,
         #[arg(long, env = "MAILBOX_CONFIG")]
         config: Option<PathBuf>,
     },
@@ -214,7 +255,9 @@ where
 }
 
 pub async fn run(a: BenchArgs) -> Result<(), String> {
-    match a.scenario {
+    let json = a.json;
+    let redis = a.redis.clone();
+    let report = match a.scenario {
         Scenario::SendRest {
             conn,
             clients,
@@ -222,14 +265,68 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             size,
             raw_redis,
             config,
-        } => send_rest(conn, clients.max(1), messages, size, raw_redis, config).await,
+        } => {
+            let redis = redis.or_else(|| raw_redis.clone());
+            send_rest(
+                conn,
+                clients.max(1),
+                messages,
+                size,
+                raw_redis,
+                redis,
+                config,
+            )
+            .await?
+        }
+        Scenario::SendWs {
+            conn,
+            clients,
+            window,
+            messages,
+            size,
+            raw_redis,
+            config,
+        } => {
+            let redis = redis.or_else(|| raw_redis.clone());
+            super::bench_send_ws::send_ws(
+                &conn.url,
+                &authority(config.as_deref())?,
+                super::bench_send_ws::SendWsPlan {
+                    clients: clients.max(1),
+                    window: window.max(1),
+                    messages,
+                    size,
+                },
+                raw_redis,
+                redis,
+            )
+            .await?
+        }
+        Scenario::Catchup {
+            conn,
+            messages,
+            size,
+            raw_redis,
+            config,
+        } => {
+            let redis = redis.or_else(|| raw_redis.clone());
+            super::bench_catchup::catchup(
+                &conn.url,
+                &authority(config.as_deref())?,
+                messages,
+                size,
+                raw_redis,
+                redis,
+            )
+            .await?
+        }
         Scenario::Ack {
             conn,
             consumers,
             messages,
             size,
             config,
-        } => ack(conn, consumers.max(1), messages, size, config).await,
+        } => ack(conn, consumers.max(1), messages, size, redis, config).await?,
         Scenario::E2e {
             conn,
             rate,
@@ -238,15 +335,19 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
             raw_redis,
             config,
         } => {
+            let redis = redis.or_else(|| raw_redis.clone());
             super::bench_ws::e2e(
                 &conn.url,
                 &authority(config.as_deref())?,
-                rate,
-                messages,
-                size,
+                super::bench_ws::E2ePlan {
+                    rate,
+                    messages,
+                    size,
+                },
                 raw_redis,
+                redis,
             )
-            .await
+            .await?
         }
         Scenario::Fanout {
             conn,
@@ -271,8 +372,9 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
                     pattern,
                     concurrency: concurrency.max(1),
                 },
+                redis,
             )
-            .await
+            .await?
         }
         Scenario::Sessions {
             conn,
@@ -285,10 +387,16 @@ pub async fn run(a: BenchArgs) -> Result<(), String> {
                 &authority(config.as_deref())?,
                 count,
                 concurrency,
+                redis,
             )
-            .await
+            .await?
         }
+    };
+    report.print_cpu();
+    if json {
+        println!("{}", report.to_json());
     }
+    Ok(())
 }
 
 /// One client per bench agent `<prefix>-<n>`, or the given token for all.
@@ -324,8 +432,9 @@ async fn ack(
     consumers: usize,
     messages: usize,
     size: usize,
+    redis: Option<String>,
     config: Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<Report, String> {
     println!(
         "ack: {consumers} consumers, {messages} receive→ack round trips on {size} B messages, broker {}",
         conn.url
@@ -362,6 +471,7 @@ async fn ack(
     }
     fill.finish_and_clear();
     let (pool, mailboxes) = (Arc::new(pool), Arc::new(mailboxes));
+    let meter = CpuMeter::start(&conn.url, redis.as_deref()).await;
     let figures = {
         let (pool, mailboxes) = (pool.clone(), mailboxes.clone());
         drive(consumers, messages, "receive+ack", move |c, _| {
@@ -379,7 +489,11 @@ async fn ack(
         .await
     };
     figures.print_as("ack", "round trips/s");
-    Ok(())
+    let cpu = meter.per_op(figures.ok).await;
+    Ok(Report {
+        cpu,
+        ..Report::new("ack", figures)
+    })
 }
 
 async fn send_rest(
@@ -388,8 +502,9 @@ async fn send_rest(
     messages: usize,
     size: usize,
     raw_redis: Option<String>,
+    redis: Option<String>,
     config: Option<PathBuf>,
-) -> Result<(), String> {
+) -> Result<Report, String> {
     println!(
         "send-rest: {clients} clients, {messages} messages of {size} B, broker {}",
         conn.url
@@ -408,6 +523,7 @@ async fn send_rest(
         ulid::Ulid::generate().to_string().to_lowercase()
     );
     let body = Arc::new(json!({ "to": format!("mailbox:{sink}"), "payload": payload }));
+    let meter = CpuMeter::start(&conn.url, redis.as_deref()).await;
     let broker = {
         let (pool, body) = (pool.clone(), body.clone());
         drive(clients, messages, "broker", move |c, _| {
@@ -416,6 +532,7 @@ async fn send_rest(
         })
         .await
     };
+    let cpu = meter.per_op(broker.ok).await;
     broker.print("broker");
     if broker.errors > 0 {
         if let Err(e) = pool[0].send(&*body).await {
@@ -439,48 +556,66 @@ async fn send_rest(
             println!("could not delete {sink}: {e}");
         }
     }
-    if let Some(url) = raw_redis {
-        let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-        let mut conns = Vec::with_capacity(clients);
-        for _ in 0..clients {
-            conns.push(
-                client
-                    .get_multiplexed_async_connection()
-                    .await
-                    .map_err(|e| format!("raw redis: {e}"))?,
-            );
-        }
-        let conns = Arc::new(conns);
-        let record = Arc::new(format!("{{\"payload\":\"{payload}\"}}").into_bytes());
-        let raw = {
-            let (conns, record) = (conns.clone(), record.clone());
-            drive(clients, messages, "raw redis", move |c, _| {
-                let mut con = conns[c].clone();
-                let record = record.clone();
-                async move {
-                    redis::cmd("XADD")
-                        .arg(format!("bench:raw:{c}"))
-                        .arg("*")
-                        .arg("m")
-                        .arg(&record[..])
-                        .query_async::<String>(&mut con)
-                        .await
-                        .is_ok()
-                }
-            })
-            .await
-        };
-        raw.print("raw redis");
-        let mut con = conns[0].clone();
-        let mut del = redis::cmd("DEL");
-        for c in 0..clients {
-            del.arg(format!("bench:raw:{c}"));
-        }
-        let _: Result<i64, _> = del.query_async(&mut con).await;
-        println!(
-            "ratio      broker/raw XADD throughput = {:.2}",
-            broker.rate() / raw.rate().max(1e-9)
+    let report = Report {
+        cpu,
+        ..Report::new("send-rest", broker)
+    };
+    let Some(url) = raw_redis else {
+        return Ok(report);
+    };
+    let raw = raw_xadd(&url, clients, messages, size).await?;
+    raw.print("raw redis");
+    let report = report.with_raw_rate(raw);
+    println!(
+        "ratio      broker/raw XADD throughput = {:.2}",
+        report.ratio.unwrap_or_default()
+    );
+    Ok(report)
+}
+
+/// `messages` XADDs of a `size`-byte record from `clients` connections, each awaiting its reply:
+/// what Redis alone does for the same work.
+pub(super) async fn raw_xadd(
+    url: &str,
+    clients: usize,
+    messages: usize,
+    size: usize,
+) -> Result<Figures, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .map_err(|e| format!("raw redis: {e}"))?,
         );
     }
-    Ok(())
+    let conns = Arc::new(conns);
+    let record = Arc::new(format!("{{\"payload\":\"{}\"}}", "x".repeat(size)).into_bytes());
+    let raw = {
+        let (conns, record) = (conns.clone(), record.clone());
+        drive(clients, messages, "raw redis", move |c, _| {
+            let mut con = conns[c].clone();
+            let record = record.clone();
+            async move {
+                redis::cmd("XADD")
+                    .arg(format!("bench:raw:{c}"))
+                    .arg("*")
+                    .arg("m")
+                    .arg(&record[..])
+                    .query_async::<String>(&mut con)
+                    .await
+                    .is_ok()
+            }
+        })
+        .await
+    };
+    let mut con = conns[0].clone();
+    let mut del = redis::cmd("DEL");
+    for c in 0..clients {
+        del.arg(format!("bench:raw:{c}"));
+    }
+    let _: Result<i64, _> = del.query_async(&mut con).await;
+    Ok(raw)
 }

@@ -11,6 +11,7 @@ use tokio::sync::{Barrier, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::bench::{bar, Figures};
+use super::bench_report::{CpuMeter, Report};
 use super::bench_ws::ws_url;
 use crate::auth::TokenAuthority;
 use crate::client::Client;
@@ -36,7 +37,12 @@ fn sent_at(frame: &str) -> Option<u64> {
     rest[..end].parse().ok()
 }
 
-pub async fn fanout(base: &str, auth: &TokenAuthority, plan: FanoutPlan) -> Result<(), String> {
+pub async fn fanout(
+    base: &str,
+    auth: &TokenAuthority,
+    plan: FanoutPlan,
+    redis: Option<String>,
+) -> Result<Report, String> {
     let FanoutPlan {
         subscribers,
         rate,
@@ -120,6 +126,7 @@ pub async fn fanout(base: &str, auth: &TokenAuthority, plan: FanoutPlan) -> Resu
     )
     .map_err(|e| e.to_string())?;
     let pad = "x".repeat(size.saturating_sub(40));
+    let meter = CpuMeter::start(base, redis.as_deref()).await;
     let first_send = start.elapsed();
     let send_task = tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(64));
@@ -175,7 +182,11 @@ pub async fn fanout(base: &str, auth: &TokenAuthority, plan: FanoutPlan) -> Resu
         send_errors
     );
     figures.print("deliveries");
-    Ok(())
+    let cpu = meter.per_op(figures.ok).await;
+    Ok(Report {
+        cpu,
+        ..Report::new("fanout", figures)
+    })
 }
 
 #[cfg(test)]

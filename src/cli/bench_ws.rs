@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::bench::{bar, Figures};
+use super::bench_report::{CpuMeter, Report};
 use crate::auth::TokenAuthority;
 use crate::client::Client;
 
@@ -20,15 +21,27 @@ pub(super) fn ws_url(base: &str, token: &str) -> String {
     )
 }
 
+/// What `e2e` sends.
+pub struct E2ePlan {
+    /// Messages per second.
+    pub rate: u64,
+    pub messages: usize,
+    pub size: usize,
+}
+
 /// Send → WebSocket push latency at `rate` msgs/s for `messages` messages.
 pub async fn e2e(
     base: &str,
     auth: &TokenAuthority,
-    rate: u64,
-    messages: usize,
-    size: usize,
+    plan: E2ePlan,
     raw: Option<String>,
-) -> Result<(), String> {
+    redis: Option<String>,
+) -> Result<Report, String> {
+    let E2ePlan {
+        rate,
+        messages,
+        size,
+    } = plan;
     println!("e2e: {messages} messages at {rate}/s, {size} B, broker {base}");
     let token = auth
         .mint("bench-e2e", &[], Some(3600))
@@ -51,6 +64,7 @@ pub async fn e2e(
             other => return Err(format!("subscribe failed: {other:?}")),
         }
     }
+    let meter = CpuMeter::start(base, redis.as_deref()).await;
     let start = Instant::now();
     // Several sender agents, so the per-agent rate limit (default 1000/s) does not shape the run.
     let mut senders = Vec::new();
@@ -84,10 +98,12 @@ pub async fn e2e(
     let mut lat = Vec::with_capacity(messages);
     let deadline = Instant::now() + Duration::from_secs(messages as u64 / rate.max(1) + 30);
     while lat.len() < messages && Instant::now() < deadline {
-        let Ok(Some(Ok(Message::Text(t)))) =
-            tokio::time::timeout_at(deadline.into(), ws.next()).await
-        else {
-            break;
+        // Pings (every `heartbeat_seconds`), pongs and other frames are not the end of the run:
+        // only a closed or failed connection, or the deadline, is.
+        let t = match tokio::time::timeout_at(deadline.into(), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => break,
+            Ok(Some(Ok(_))) => continue,
         };
         let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
             continue;
@@ -109,16 +125,23 @@ pub async fn e2e(
         elapsed,
         latencies_us: lat,
     };
+    let cpu = meter.per_op(broker.ok).await;
     broker.print("broker");
-    if let Some(url) = raw {
-        let raw = raw_e2e(&url, rate, messages, size).await?;
-        raw.print("raw redis");
-        println!(
-            "ratio      broker/raw p99 latency = {:.2}",
-            broker.pct(0.99) / raw.pct(0.99).max(1e-9)
-        );
-    }
-    Ok(())
+    let report = Report {
+        cpu,
+        ..Report::new("e2e", broker)
+    };
+    let Some(url) = raw else {
+        return Ok(report);
+    };
+    let raw = raw_e2e(&url, rate, messages, size).await?;
+    raw.print("raw redis");
+    let report = report.with_raw_p99(raw);
+    println!(
+        "ratio      broker/raw p99 latency = {:.2}",
+        report.ratio.unwrap_or_default()
+    );
+    Ok(report)
 }
 
 /// The same rate of XADDs, read back by a blocking XREAD consumer: Redis's own store-and-push time.
@@ -213,11 +236,13 @@ pub async fn sessions(
     auth: &TokenAuthority,
     count: usize,
     concurrency: usize,
-) -> Result<(), String> {
+    redis: Option<String>,
+) -> Result<Report, String> {
     println!("sessions: {count} idle WebSocket sessions, broker {base}");
     let before = broker_rss(base)
         .await
         .ok_or("cannot read process_resident_memory_bytes from /metrics")?;
+    let meter = CpuMeter::start(base, redis.as_deref()).await;
     let pb = bar(count, "sessions");
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let start = Instant::now();
@@ -273,6 +298,18 @@ pub async fn sessions(
             count - open.len()
         );
     }
+    let opened = open.len();
     drop(open);
-    Ok(())
+    let cpu = meter.per_op(opened).await;
+    let figures = Figures {
+        ok: opened,
+        errors: count - opened,
+        elapsed: took,
+        latencies_us: Vec::new(),
+    };
+    Ok(Report {
+        cpu,
+        extra: Some(("kib_per_session", per / 1024.0)),
+        ..Report::new("sessions", figures)
+    })
 }

@@ -4,7 +4,10 @@
 
 mod admin;
 mod bench;
+mod bench_catchup;
 mod bench_fanout;
+mod bench_report;
+mod bench_send_ws;
 mod bench_ws;
 mod commands;
 mod delivery;

@@ -68,6 +68,9 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
             if let Some(rss) = resident_memory_bytes() {
                 metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
             }
+            if let Some(cpu) = cpu_seconds() {
+                metrics::gauge!("process_cpu_seconds_total").set(cpu);
+            }
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4")
                 .body(h.render())
@@ -76,6 +79,19 @@ async fn prometheus(state: web::Data<AppState>) -> HttpResponse {
             "error": { "code": "not_found", "message": "metrics are disabled", "details": {} }
         })),
     }
+}
+
+/// User + system CPU seconds this process has used, from `/proc/self/stat` (Linux; the kernel
+/// reports clock ticks of USER_HZ = 100 per second to user space); `None` elsewhere. Benches read
+/// it to report the broker's CPU per operation.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (`state`).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// This process's resident memory, from `/proc/self/statm` (Linux); `None` elsewhere.

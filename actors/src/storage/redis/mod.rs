@@ -17,7 +17,8 @@
 //!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
-//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`.
+//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`. Blobs
+//! (`P:blob:{<id>}:data`, `P:blob:{<id>}:meta`): see `blobs.rs`.
 //!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
 //! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
@@ -37,6 +38,7 @@
 
 mod admin;
 mod append;
+mod blobs;
 pub mod connect;
 mod delivery;
 mod dlq;
@@ -78,6 +80,7 @@ struct Scripts {
     schedule: Script,
     gcra: Script,
     quota: Script,
+    blob_retain: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -142,6 +145,7 @@ impl RedisEngine {
                 schedule: Script::new(include_str!("../scripts/schedule.lua")),
                 gcra: Script::new(include_str!("../scripts/gcra.lua")),
                 quota: Script::new(include_str!("../scripts/quota.lua")),
+                blob_retain: Script::new(include_str!("../scripts/blob_retain.lua")),
             }),
         })
     }
