@@ -56,6 +56,8 @@ pub enum StartError {
     Storage(#[from] mailbox_actors::storage::StorageError),
     #[error(transparent)]
     Spool(#[from] mailbox_actors::spool::SpoolError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -66,6 +68,7 @@ fn engine(config: &Config) -> Result<Engine, StartError> {
         EngineKind::Redis => Engine::Redis(RedisEngine::new(&RedisSettings {
             url: config.redis.url.clone(),
             cluster_urls: config.redis.cluster_urls.clone(),
+            access: config.redis.access()?,
             pool_size: config.redis.pool_size,
             key_prefix: config.redis.key_prefix.clone(),
             command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
@@ -138,14 +141,20 @@ pub async fn run(
                 EngineKind::Redis if !config.redis.cluster_urls.is_empty() => Some(
                     EventBus::cluster(
                         &config.redis.cluster_urls,
+                        &config.redis.access()?,
                         &config.redis.key_prefix,
                         &node_id,
                     )
                     .map_err(|e| StartError::Storage(e.into()))?,
                 ),
                 EngineKind::Redis => Some(
-                    EventBus::new(&config.redis.url, &config.redis.key_prefix, &node_id)
-                        .map_err(|e| StartError::Storage(e.into()))?,
+                    EventBus::new(
+                        &config.redis.url,
+                        &config.redis.access()?,
+                        &config.redis.key_prefix,
+                        &node_id,
+                    )
+                    .map_err(|e| StartError::Storage(e.into()))?,
                 ),
                 EngineKind::Memory => None,
             },

@@ -59,6 +59,7 @@ async fn engines() -> (Vec<Engine>, Redis) {
     let engine = RedisEngine::new(&RedisSettings {
         url: format!("redis://127.0.0.1:{}", redis.port),
         cluster_urls: Vec::new(),
+        access: Default::default(),
         pool_size: 4,
         key_prefix: "t".into(),
         command_timeout: Duration::from_secs(2),

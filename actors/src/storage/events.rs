@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::Mutex;
 
+use super::redis::connect::{self, AccessError, RedisAccess};
 use super::redis::keys::Keys;
 
 /// Announcements a cluster listener holds before it drops new ones (they are hints).
@@ -51,6 +51,7 @@ enum Link {
     },
     Cluster {
         urls: Vec<String>,
+        access: RedisAccess,
         publisher: Arc<Mutex<Option<ClusterConnection>>>,
     },
 }
@@ -93,10 +94,15 @@ fn parse(text: &str, me: &str) -> Option<StreamAppended> {
 
 impl EventBus {
     /// A bus on one Redis.
-    pub fn new(url: &str, key_prefix: &str, node: &str) -> Result<Self, redis::RedisError> {
+    pub fn new(
+        url: &str,
+        access: &RedisAccess,
+        key_prefix: &str,
+        node: &str,
+    ) -> Result<Self, AccessError> {
         Ok(Self {
             link: Link::Single {
-                client: redis::Client::open(url)?,
+                client: connect::client_for(url, access)?,
                 publisher: Arc::new(Mutex::new(None)),
             },
             keys: Keys::new(key_prefix),
@@ -104,17 +110,20 @@ impl EventBus {
         })
     }
 
-    /// A bus on a Redis Cluster (sharded pub/sub over RESP3).
+    /// A bus on a Redis Cluster (sharded pub/sub over RESP3), with the same password and TLS
+    /// as the engine's cluster client.
     pub fn cluster(
         urls: &[String],
+        access: &RedisAccess,
         key_prefix: &str,
         node: &str,
-    ) -> Result<Self, redis::RedisError> {
-        // Checks the URLs now; the connections are made on first use.
-        ClusterClient::new(urls.to_vec())?;
+    ) -> Result<Self, AccessError> {
+        // Checks the URLs and the access now; the connections are made on first use.
+        connect::cluster_builder(urls, access)?;
         Ok(Self {
             link: Link::Cluster {
                 urls: urls.to_vec(),
+                access: access.clone(),
                 publisher: Arc::new(Mutex::new(None)),
             },
             keys: Keys::new(key_prefix),
@@ -148,12 +157,22 @@ impl EventBus {
                     *guard = None;
                 }
             }
-            Link::Cluster { urls, publisher } => {
+            Link::Cluster {
+                urls,
+                access,
+                publisher,
+            } => {
                 let mut conn = {
                     let mut guard = publisher.lock().await;
                     if guard.is_none() {
-                        let made = match ClusterClient::new(urls.clone()) {
-                            Ok(client) => client.get_async_connection().await,
+                        let made = match connect::cluster_builder(urls, access)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| b.build().map_err(|e| e.to_string()))
+                        {
+                            Ok(client) => client
+                                .get_async_connection()
+                                .await
+                                .map_err(|e| e.to_string()),
                             Err(e) => Err(e),
                         };
                         match made {
@@ -186,7 +205,9 @@ impl EventBus {
         loop {
             let result = match &self.link {
                 Link::Single { client, .. } => self.listen_single(client, &sink).await,
-                Link::Cluster { urls, .. } => self.listen_cluster(urls, &sink).await,
+                Link::Cluster { urls, access, .. } => {
+                    self.listen_cluster(urls, access, &sink).await
+                }
             };
             match result {
                 // Connected and then lost: start over quickly.
@@ -202,9 +223,12 @@ impl EventBus {
         &self,
         client: &redis::Client,
         sink: &actix::Recipient<StreamAppended>,
-    ) -> Result<(), redis::RedisError> {
-        let mut pubsub = client.get_async_pubsub().await?;
-        pubsub.subscribe(self.keys.events()).await?;
+    ) -> Result<(), String> {
+        let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(self.keys.events())
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::info!(channel = %self.keys.events(), "event bus listening");
         let mut messages = pubsub.on_message();
         while let Some(msg) = messages.next().await {
@@ -222,10 +246,12 @@ impl EventBus {
     async fn listen_cluster(
         &self,
         urls: &[String],
+        access: &RedisAccess,
         sink: &actix::Recipient<StreamAppended>,
-    ) -> Result<(), redis::RedisError> {
+    ) -> Result<(), String> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<PushInfo>(PUSH_BUFFER);
-        let client = ClusterClientBuilder::new(urls.to_vec())
+        let client = connect::cluster_builder(urls, access)
+            .map_err(|e| e.to_string())?
             .use_protocol(redis::ProtocolVersion::RESP3)
             .push_sender(move |push: PushInfo| match tx.try_send(push) {
                 Ok(()) => Ok(()),
@@ -235,11 +261,15 @@ impl EventBus {
                 }
                 Err(e) => Err(e),
             })
-            .build()?;
-        let mut conn = client.get_async_connection().await?;
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
         // One channel at a time: each lives in its own slot, usually on its own node.
         for channel in self.keys.event_shards() {
-            conn.ssubscribe(&channel).await?;
+            conn.ssubscribe(&channel).await.map_err(|e| e.to_string())?;
         }
         tracing::info!(
             channels = self.keys.event_shards().len(),

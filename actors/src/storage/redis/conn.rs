@@ -14,13 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use tokio::sync::OnceCell;
 
-use super::RedisSettings;
+use super::{connect, RedisSettings};
 use crate::storage::StorageError;
 
 /// Where connections come from. Cloning is shallow.
@@ -39,11 +38,12 @@ pub(super) struct ClusterLink {
 }
 
 impl Backend {
-    /// A pool on `redis.url`, or a cluster client on `redis.cluster_urls` when that is set.
-    /// Connections are made lazily, so this succeeds while Redis is down.
+    /// A pool on `redis.url`, or a cluster client on `redis.cluster_urls` when that is set;
+    /// both with the password and TLS of `redis.password_file` / `redis.tls_ca_file` (see
+    /// `connect.rs`). Connections are made lazily, so this succeeds while Redis is down.
     pub(super) fn connect(settings: &RedisSettings) -> Result<Self, StorageError> {
         if !settings.cluster_urls.is_empty() {
-            let client = ClusterClientBuilder::new(settings.cluster_urls.clone())
+            let client = connect::cluster_builder(&settings.cluster_urls, &settings.access)?
                 .connection_timeout(settings.command_timeout)
                 .response_timeout(settings.command_timeout)
                 .build()
@@ -54,16 +54,18 @@ impl Backend {
                 timeout: settings.command_timeout,
             })));
         }
-        let mut cfg = deadpool_redis::Config::from_url(settings.url.clone());
+        let info = connect::connection_info(&settings.url, &settings.access)?;
+        let manager = deadpool_redis::Manager::new(info)?;
         let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
         pool_cfg.timeouts = Timeouts {
             wait: Some(settings.command_timeout),
             create: Some(settings.command_timeout),
             recycle: Some(settings.command_timeout),
         };
-        cfg.pool = Some(pool_cfg);
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
+        let pool = Pool::builder(manager)
+            .config(pool_cfg)
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
         Ok(Self::Single(pool))
     }

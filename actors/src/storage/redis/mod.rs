@@ -42,6 +42,7 @@ mod admin;
 mod append;
 mod blobs;
 mod conn;
+pub mod connect;
 mod delivery;
 mod dlq;
 mod intents;
@@ -69,6 +70,8 @@ pub struct RedisSettings {
     pub url: String,
     /// Seed nodes of a Redis Cluster (`redis.cluster_urls`); when set, `url` is not used.
     pub cluster_urls: Vec<String>,
+    /// Password file and TLS trust applied to `url` (see [`connect`]).
+    pub access: connect::RedisAccess,
     pub pool_size: usize,
     pub key_prefix: String,
     /// How long one command may take before the call fails as unavailable.
