@@ -218,7 +218,9 @@ impl Ops {
                 spooling: (pending > 0)
                     .then(|| format!("replaying {pending} spooled messages into storage")),
             },
-            Err(e) if spool.is_some_and(|s| s.has_room(room)) => Readiness {
+            // Redis refusing the broker (credentials, ACL, certificate) is no blip to ride
+            // out on the spool: an operator must act, so the node says not ready.
+            Err(e) if !e.is_refusal() && spool.is_some_and(|s| s.has_room(room)) => Readiness {
                 ready: true,
                 storage,
                 reason: None,

@@ -60,13 +60,28 @@ pub enum StorageError {
 
 impl From<::redis::RedisError> for StorageError {
     fn from(e: ::redis::RedisError) -> Self {
-        StorageError::Unavailable(e.to_string())
+        if redis::connect::is_refusal(&e) {
+            StorageError::Unavailable(redis::connect::refusal_reason(&e))
+        } else {
+            StorageError::Unavailable(e.to_string())
+        }
     }
 }
 
 impl From<deadpool_redis::PoolError> for StorageError {
     fn from(e: deadpool_redis::PoolError) -> Self {
-        StorageError::Unavailable(e.to_string())
+        match e {
+            deadpool_redis::PoolError::Backend(e) => e.into(),
+            e => StorageError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl StorageError {
+    /// Redis refused the broker (wrong password, missing ACL permission, untrusted
+    /// certificate): not an outage that passes by itself, a configuration to fix.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StorageError::Unavailable(m) if m.contains(redis::connect::REFUSED))
     }
 }
 

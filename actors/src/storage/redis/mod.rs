@@ -39,6 +39,7 @@
 mod admin;
 mod append;
 mod blobs;
+pub mod connect;
 mod delivery;
 mod dlq;
 mod topics;
@@ -60,6 +61,8 @@ use crate::model::{MailboxConfig, Overflow};
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: String,
+    /// Password file and TLS trust applied to `url` (see [`connect`]).
+    pub access: connect::RedisAccess,
     pub pool_size: usize,
     pub key_prefix: String,
     /// How long one command may take before the call fails as unavailable.
@@ -114,16 +117,18 @@ fn corrupt(what: &str) -> StorageError {
 impl RedisEngine {
     /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
-        let mut cfg = deadpool_redis::Config::from_url(settings.url.clone());
+        let info = connect::connection_info(&settings.url, &settings.access)?;
+        let manager = deadpool_redis::Manager::new(info)?;
         let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
         pool_cfg.timeouts = Timeouts {
             wait: Some(settings.command_timeout),
             create: Some(settings.command_timeout),
             recycle: Some(settings.command_timeout),
         };
-        cfg.pool = Some(pool_cfg);
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
+        let pool = Pool::builder(manager)
+            .config(pool_cfg)
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
         Ok(Self {
             pool,
