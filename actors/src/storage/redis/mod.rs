@@ -380,7 +380,7 @@ impl Mailboxes for RedisEngine {
             "overflow",
             "retention_seconds",
         ]);
-        let mut del = redis::cmd("DEL");
+        let mut del = redis::cmd("UNLINK");
         for part in [
             "msgs", "ids", "upto", "ready", "dm", "att", "flight", "wait", "dead",
         ] {
