@@ -85,6 +85,41 @@ pub struct Redis {
     pub pool_size: usize,
     pub key_prefix: String,
     pub command_timeout_ms: u64,
+    /// File holding the Redis password (a mounted Secret); empty: the URL's password, if any.
+    pub password_file: PathBuf,
+    /// PEM CA the Redis server's certificate must chain to (`rediss://` only); empty: system roots.
+    pub tls_ca_file: PathBuf,
+}
+
+impl Redis {
+    /// The password file read and the CA file named: what every Redis client is built with.
+    /// Errors name the key.
+    pub fn access(
+        &self,
+    ) -> Result<mailbox_actors::storage::redis::connect::RedisAccess, ConfigError> {
+        use mailbox_actors::storage::redis::connect::{read_password_file, RedisAccess};
+        let password = if self.password_file.as_os_str().is_empty() {
+            None
+        } else {
+            let pw = read_password_file(&self.password_file).map_err(|e| {
+                invalid(
+                    "redis.password_file",
+                    format!("cannot read `{}`: {e}", self.password_file.display()),
+                )
+            })?;
+            if pw.is_empty() {
+                return Err(invalid(
+                    "redis.password_file",
+                    format!("`{}` is empty", self.password_file.display()),
+                ));
+            }
+            Some(pw)
+        };
+        Ok(RedisAccess {
+            password,
+            tls_ca: (!self.tls_ca_file.as_os_str().is_empty()).then(|| self.tls_ca_file.clone()),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +171,9 @@ pub struct Limits {
     pub rate_per_second: u32,
     pub rate_burst: u32,
     pub max_blob_bytes: usize,
+    /// How long an uploaded blob is kept; a message that references it extends this to cover
+    /// the message.
+    pub blob_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -284,6 +322,8 @@ impl Config {
             ("permissions.model", &mut self.permissions.model),
             ("permissions.policy", &mut self.permissions.policy),
             ("spool.dir", &mut self.spool.dir),
+            ("redis.password_file", &mut self.redis.password_file),
+            ("redis.tls_ca_file", &mut self.redis.tls_ca_file),
             ("auth.jwt_public_key_file", &mut public_key),
         ] {
             let from_file = written.get_string(key).ok().map(PathBuf::from);
@@ -325,6 +365,21 @@ impl Config {
         {
             return Err(invalid("redis.url", "set redis.url or redis.cluster_urls"));
         }
+        if self.storage.engine == EngineKind::Redis {
+            use mailbox_actors::storage::redis::connect::{connection_info, AccessError};
+            let access = self.redis.access()?;
+            for url in std::iter::once(&self.redis.url)
+                .filter(|u| !u.is_empty())
+                .chain(&self.redis.cluster_urls)
+            {
+                connection_info(url, &access).map_err(|e| match e {
+                    AccessError::Url { .. } => invalid("redis.url", e.to_string()),
+                    AccessError::CaWithoutTls { .. } | AccessError::Ca { .. } => {
+                        invalid("redis.tls_ca_file", e.to_string())
+                    }
+                })?;
+            }
+        }
         if self.auth.jwt_secret.len() < 8 && self.auth.jwt_public_key_file.is_empty() {
             return Err(invalid("auth.jwt_secret", "must be at least 8 bytes"));
         }
@@ -359,6 +414,9 @@ impl Config {
         }
         if self.limits.max_message_bytes == 0 {
             return Err(invalid("limits.max_message_bytes", "must be positive"));
+        }
+        if self.limits.blob_ttl_seconds == 0 {
+            return Err(invalid("limits.blob_ttl_seconds", "must be positive"));
         }
         if self.limits.mailbox_max_len == 0 {
             return Err(invalid("limits.mailbox_max_len", "must be positive"));

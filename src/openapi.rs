@@ -131,6 +131,7 @@ pub struct JsonRpcMessage {
         (name = "topics", description = "Topics and their history"),
         (name = "subscriptions", description = "Durable topic subscriptions"),
         (name = "dead-letters", description = "The dead-letter queue"),
+        (name = "blobs", description = "Large payloads: upload, download; messages reference them by id"),
         (name = "live", description = "WebSocket and MCP"),
         (name = "admin", description = "Administration"),
         (name = "operations", description = "Health, metrics and these docs"),

@@ -56,6 +56,8 @@ pub enum StartError {
     ClusterUnsupported,
     #[error(transparent)]
     Spool(#[from] mailbox_actors::spool::SpoolError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -69,6 +71,7 @@ fn engine(config: &Config) -> Result<Engine, StartError> {
             }
             Engine::Redis(RedisEngine::new(&RedisSettings {
                 url: config.redis.url.clone(),
+                access: config.redis.access()?,
                 pool_size: config.redis.pool_size,
                 key_prefix: config.redis.key_prefix.clone(),
                 command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
@@ -120,8 +123,13 @@ pub async fn run(
             },
             bus: match config.storage.engine {
                 EngineKind::Redis => Some(
-                    EventBus::new(&config.redis.url, &config.redis.key_prefix, &node_id)
-                        .map_err(|e| StartError::Storage(e.into()))?,
+                    EventBus::new(
+                        &config.redis.url,
+                        &config.redis.access()?,
+                        &config.redis.key_prefix,
+                        &node_id,
+                    )
+                    .map_err(|e| StartError::Storage(e.into()))?,
                 ),
                 EngineKind::Memory => None,
             },

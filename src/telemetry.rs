@@ -67,6 +67,7 @@ const DEAD_REASONS: &[&str] = &[
 ];
 const ACTOR_KINDS: &[&str] = &["mailbox", "topic", "retry", "dead_letter"];
 const RELOAD_RESULTS: &[&str] = &["ok", "error"];
+const BLOB_DIRECTIONS: &[&str] = &["in", "out"];
 
 /// Every metric of SPEC section 11, described (Prometheus `# HELP`) and registered at its
 /// zero: counters with each label value the SPEC names, gauges at 0 (`increment(0)` registers
@@ -150,6 +151,12 @@ fn register_catalogue() {
             "HTTP requests answered, by method, route pattern and status.",
             "",
             &[],
+        ),
+        (
+            "mailbox_blob_bytes_total",
+            "Blob bytes stored by uploads (`in`) and sent by downloads (`out`).",
+            "direction",
+            BLOB_DIRECTIONS,
         ),
         (
             "mailbox_ws_slow_consumers_total",

@@ -32,6 +32,8 @@ const EXPECTED: &[&str] = &[
     r#"mailbox_policy_reloads_total{result="ok"}"#,
     r#"mailbox_policy_reloads_total{result="error"} 0"#,
     "mailbox_security_alerts_total 0",
+    r#"mailbox_blob_bytes_total{direction="in"} 0"#,
+    r#"mailbox_blob_bytes_total{direction="out"} 0"#,
     // Histograms: buckets from 100 µs to 5 s, and the count.
     r#"mailbox_send_duration_seconds_bucket{le="0.0001"} 0"#,
     r#"mailbox_send_duration_seconds_bucket{le="5"} 0"#,

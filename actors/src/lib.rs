@@ -54,6 +54,7 @@
 //! too (see [`storage::delivery`]), so a broker killed mid-backoff redelivers after a restart.
 
 pub mod admin;
+pub mod blobs;
 pub mod dead_letter;
 pub mod dispatch;
 pub mod error;

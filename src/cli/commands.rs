@@ -45,7 +45,11 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
         Err(e) => {
             tracing::error!(error = %e, "broker failed");
             eprintln!("error: {e}");
-            if matches!(e, crate::server::StartError::ClusterUnsupported) {
+            if matches!(
+                e,
+                crate::server::StartError::ClusterUnsupported
+                    | crate::server::StartError::Config(_)
+            ) {
                 EXIT_CONFIG
             } else {
                 1

@@ -5,6 +5,7 @@
 //! [`Agent`]: crate::auth::Agent
 
 pub mod admin;
+pub mod blobs;
 pub mod dead_letters;
 pub mod delivery;
 pub mod health;
@@ -40,7 +41,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
             .configure(delivery::routes)
             .configure(dead_letters::routes)
             .configure(overview::routes)
-            .configure(admin::routes),
+            .configure(admin::routes)
+            .configure(blobs::routes),
     )
     .configure(crate::mcp::routes)
     .configure(health::routes)

@@ -58,6 +58,7 @@ fn definitions() -> Value {
         json!({
             "to": s("mailbox:<agent>, topic:<name> or broadcast"),
             "payload": { "description": "Text or any JSON value" },
+            "blob": s("Instead of payload (then null): an id from POST /v1/blobs"),
             "thread_id": s("Conversation thread to continue or start"),
             "reply_to": s("Where answers should go, e.g. mailbox:<you>"),
             "correlation_id": s("Id the answer should echo"),

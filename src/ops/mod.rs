@@ -17,6 +17,7 @@
 
 pub mod admin;
 mod args;
+pub mod blobs;
 pub mod dead_letters;
 pub mod delivery;
 mod leases;
@@ -33,6 +34,7 @@ pub mod topics;
 use std::sync::Arc;
 
 use mailbox_actors::admin::{AdminStore, AuditLog};
+use mailbox_actors::blobs::BlobStore;
 use mailbox_actors::dead_letter::DeadLetterHandle;
 use mailbox_actors::dispatch::Dispatcher;
 use mailbox_actors::model::{check_mailbox_name, check_topic_name, MessageLimits};
@@ -43,6 +45,7 @@ use serde::Serialize;
 pub use admin::{
     AgentCreated, AgentList, AuditArgs, AuditList, CreateAgentArgs, Stats, TokenArgs, TokenIssued,
 };
+pub use blobs::{BlobInfo, BlobUpload};
 pub use dead_letters::{DeadLetterFilter, ListDeadLettersArgs, PurgeArgs, RequeueMatchingArgs};
 pub use delivery::{Acked, NackArgs, NackResult, ReceiveArgs, Received, MAX_REASON};
 pub use live::{MailboxStart, TopicStart, WatchTarget};
@@ -85,6 +88,8 @@ pub struct Ops {
     admin: AdminStore,
     /// The audit trail (and security alerts).
     audit: AuditLog,
+    /// Large payloads, uploaded and downloaded in chunks.
+    blobs: BlobStore,
     /// Mints tokens for the API-key exchange.
     tokens: Arc<TokenAuthority>,
     /// `[auth]`: the API-key hash key.
@@ -129,6 +134,7 @@ impl Ops {
         Self {
             dispatch: Dispatcher::new(registry.clone()),
             admin: AdminStore::new(&registry),
+            blobs: BlobStore::new(&registry),
             registry,
             dead_letters,
             permissions,
@@ -212,7 +218,9 @@ impl Ops {
                 spooling: (pending > 0)
                     .then(|| format!("replaying {pending} spooled messages into storage")),
             },
-            Err(e) if spool.is_some_and(|s| s.has_room(room)) => Readiness {
+            // Redis refusing the broker (credentials, ACL, certificate) is no blip to ride
+            // out on the spool: an operator must act, so the node says not ready.
+            Err(e) if !e.is_refusal() && spool.is_some_and(|s| s.has_room(room)) => Readiness {
                 ready: true,
                 storage,
                 reason: None,

@@ -63,6 +63,7 @@ impl Ops {
         } = args;
         let to = req.validate(&self.message_limits)?;
         self.require(agent, &send_object(&to), "send")?;
+        self.retain_blob(&req).await?;
         self.admit(agent, 1, || payload_bytes(&req)).await?;
         let key = idempotency_key.or_else(|| req.idempotency_key.take());
         let receipt = self
@@ -84,6 +85,11 @@ impl Ops {
     ) -> Result<BatchReceipt, ApiError> {
         let started = Instant::now();
         let items = self.check_batch(agent, args.messages)?;
+        for (i, item) in items.iter().enumerate() {
+            self.retain_blob(&item.request)
+                .await
+                .map_err(|e| e.at_index(i))?;
+        }
         let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
         self.admit(agent, n, || {
             items.iter().map(|i| payload_bytes(&i.request)).sum()

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod admin;
+pub mod blob;
 pub mod delivery;
 pub mod message;
 pub mod payload;
@@ -12,6 +13,7 @@ pub use admin::{
     audit_id_ms, Admission, AgentRecord, AuditEvent, AuditKind, AuditPage, AuditQuery,
     QuotaOutcome, QuotaSpec, QuotaTake, RateSpec, StoreCounts, MAX_AUDIT_PAGE, MAX_AUDIT_SCAN,
 };
+pub use blob::{is_valid_blob_id, BlobMeta, BLOB_CHUNK};
 pub use delivery::{
     DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
     ReadMark, ReadState, MAX_DEAD_PAGE,

@@ -32,6 +32,9 @@ pub struct Breaker {
     failures: AtomicU32,
     open_until_ms: AtomicI64,
     open: AtomicBool,
+    /// The failure that opened the circuit, so fast-failed calls (and readiness) still say
+    /// why, e.g. that Redis refused the credentials.
+    last_error: std::sync::Mutex<String>,
 }
 
 impl Breaker {
@@ -39,9 +42,14 @@ impl Breaker {
         if self.open.load(Ordering::Relaxed)
             && Utc::now().timestamp_millis() < self.open_until_ms.load(Ordering::Relaxed)
         {
-            return Err(StorageError::Unavailable(
-                "storage circuit open after repeated failures".into(),
-            ));
+            let last = self
+                .last_error
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default();
+            return Err(StorageError::Unavailable(format!(
+                "storage circuit open after repeated failures; last error: {last}"
+            )));
         }
         Ok(())
     }
@@ -51,6 +59,9 @@ impl Breaker {
             Err(StorageError::Unavailable(e)) => {
                 metrics::counter!("mailbox_storage_errors_total").increment(1);
                 let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Ok(mut last) = self.last_error.lock() {
+                    last.clone_from(e);
+                }
                 if n >= BREAKER_THRESHOLD {
                     let until =
                         Utc::now().timestamp_millis() + BREAKER_COOL_DOWN.as_millis() as i64;

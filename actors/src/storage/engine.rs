@@ -8,9 +8,9 @@
 //! implementation per engine; the actor, the handle and the [`Engine`](super::Engine) enum do
 //! not change.
 //!
-//! The contract is five traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
-//! [`DeadLetters`], [`Admin`]), only because a trait impl is one block and each engine keeps each concern
-//! in its own file. [`StorageEngine`] is all five; the storage actor holds an
+//! The contract is six traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
+//! [`DeadLetters`], [`Admin`], [`Blobs`]), only because a trait impl is one block and each engine keeps each concern
+//! in its own file. [`StorageEngine`] is all six; the storage actor holds an
 //! `Arc<dyn StorageEngine>`. The traits use `async-trait` because they must be object safe.
 
 use async_trait::async_trait;
@@ -21,8 +21,8 @@ use super::{
     TopicAppend,
 };
 use crate::model::{
-    Admission, AgentRecord, AuditEvent, AuditPage, AuditQuery, MailboxConfig, QuotaOutcome,
-    QuotaTake, RateSpec, StoreCounts, Subscription, TopicConfig, TopicStats,
+    Admission, AgentRecord, AuditEvent, AuditPage, AuditQuery, BlobMeta, MailboxConfig,
+    QuotaOutcome, QuotaTake, RateSpec, StoreCounts, Subscription, TopicConfig, TopicStats,
 };
 
 /// Generates, from the table of operations: one `#[async_trait]` trait per group, and one
@@ -206,9 +206,33 @@ storage_ops! {
         /// Totals for admin stats.
         fn counts() -> StoreCounts;
     }
+
+    /// Blobs: large payloads kept in chunks of [`crate::model::BLOB_CHUNK`] bytes.
+    ///
+    /// Every byte of a blob goes in through `blob_write_chunk` and out through
+    /// `blob_read_chunk`, and through nothing else: the one place per engine where chunk bytes
+    /// meet storage (so a transformation of them, such as encryption at rest, is one change).
+    /// A blob is found only once `blob_commit` wrote its meta; until then its chunks expire
+    /// on their own if the upload is abandoned.
+    pub trait Blobs {
+        /// Stores chunk `index` of an upload, kept until `expires_at_ms` at least.
+        fn blob_write_chunk(id: &str, index: u32, bytes: Vec<u8>, expires_at_ms: i64) -> ();
+        /// Chunk `index` of a blob; `None` if it is not there (unknown or expired).
+        fn blob_read_chunk(id: &str, index: u32) -> Option<Vec<u8>>;
+        /// Makes an uploaded blob visible: stores its meta; the blob (meta and chunks) is kept
+        /// until `expires_at_ms`.
+        fn blob_commit(meta: BlobMeta, expires_at_ms: i64) -> ();
+        /// The meta of a complete blob; `None` if unknown or expired.
+        fn blob_meta(id: &str) -> Option<BlobMeta>;
+        /// Extends a blob's life to `until_ms` (`None`: for good), never shortening it; answers
+        /// false if there is no such blob.
+        fn blob_retain(id: &str, until_ms: Option<i64>) -> bool;
+        /// Removes a blob or an upload's chunks.
+        fn blob_discard(id: &str) -> ();
+    }
 }
 
 /// A storage engine: every operation of the table above.
-pub trait StorageEngine: Mailboxes + Topics + Delivery + DeadLetters + Admin {}
+pub trait StorageEngine: Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs {}
 
-impl<E: Mailboxes + Topics + Delivery + DeadLetters + Admin> StorageEngine for E {}
+impl<E: Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs> StorageEngine for E {}

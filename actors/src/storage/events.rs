@@ -45,9 +45,14 @@ impl std::fmt::Debug for EventBus {
 }
 
 impl EventBus {
-    pub fn new(url: &str, key_prefix: &str, node: &str) -> Result<Self, redis::RedisError> {
+    pub fn new(
+        url: &str,
+        access: &super::redis::connect::RedisAccess,
+        key_prefix: &str,
+        node: &str,
+    ) -> Result<Self, super::redis::connect::AccessError> {
         Ok(Self {
-            client: redis::Client::open(url)?,
+            client: super::redis::connect::client_for(url, access)?,
             channel: format!("{key_prefix}:events"),
             node: node.to_owned(),
             publisher: Arc::new(Mutex::new(None)),

@@ -3,7 +3,7 @@
 //! behaviour suite (`tests/behaviour.rs` runs it against each).
 //!
 //! Every operation is declared once, in the table in [`engine`]: it yields the engine trait
-//! ([`StorageEngine`], in five parts by concern) that each engine implements, and the method of
+//! ([`StorageEngine`], in six parts by concern) that each engine implements, and the method of
 //! the same name on [`StorageHandle`]. [`Engine`] is the configured one and derefs to the trait.
 //!
 //! The engine is only ever called by the [`actor::StorageActor`] (one generic message for every
@@ -30,7 +30,7 @@ pub use crate::model::delivery::{
 };
 pub use actor::{StorageActor, StorageHandle};
 pub use delivery::{DeliveryMeta, DueReport, Handed};
-pub use engine::{Admin, DeadLetters, Delivery, Mailboxes, StorageEngine, Topics};
+pub use engine::{Admin, Blobs, DeadLetters, Delivery, Mailboxes, StorageEngine, Topics};
 
 /// Payloads whose stored form is over this many bytes are kept zstd-compressed.
 pub const COMPRESS_OVER: usize = 4096;
@@ -60,13 +60,28 @@ pub enum StorageError {
 
 impl From<::redis::RedisError> for StorageError {
     fn from(e: ::redis::RedisError) -> Self {
-        StorageError::Unavailable(e.to_string())
+        if redis::connect::is_refusal(&e) {
+            StorageError::Unavailable(redis::connect::refusal_reason(&e))
+        } else {
+            StorageError::Unavailable(e.to_string())
+        }
     }
 }
 
 impl From<deadpool_redis::PoolError> for StorageError {
     fn from(e: deadpool_redis::PoolError) -> Self {
-        StorageError::Unavailable(e.to_string())
+        match e {
+            deadpool_redis::PoolError::Backend(e) => e.into(),
+            e => StorageError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl StorageError {
+    /// Redis refused the broker (wrong password, missing ACL permission, untrusted
+    /// certificate): not an outage that passes by itself, a configuration to fix.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, StorageError::Unavailable(m) if m.contains(redis::connect::REFUSED))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod append;
+mod blobs;
 mod delivery;
 
 use append::append_to;
@@ -78,6 +79,8 @@ pub struct MemoryEngine {
     /// Agents, audit ring, rate buckets and quotas: apart from the message state, so a send's
     /// rate check never waits on the message lock.
     admin: Arc<admin::AdminState>,
+    /// Blobs: apart too, so a large transfer never holds up messages.
+    blobs: Arc<blobs::BlobState>,
 }
 
 impl MemoryEngine {

@@ -17,7 +17,8 @@
 //!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
-//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`.
+//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`. Blobs
+//! (`P:blob:{<id>}:data`, `P:blob:{<id>}:meta`): see `blobs.rs`.
 //!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
 //! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
@@ -37,6 +38,8 @@
 
 mod admin;
 mod append;
+mod blobs;
+pub mod connect;
 mod delivery;
 mod dlq;
 mod topics;
@@ -58,6 +61,8 @@ use crate::model::{MailboxConfig, Overflow};
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: String,
+    /// Password file and TLS trust applied to `url` (see [`connect`]).
+    pub access: connect::RedisAccess,
     pub pool_size: usize,
     pub key_prefix: String,
     /// How long one command may take before the call fails as unavailable.
@@ -75,6 +80,7 @@ struct Scripts {
     schedule: Script,
     gcra: Script,
     quota: Script,
+    blob_retain: Script,
 }
 
 /// Cloning is shallow: the pool and scripts are shared.
@@ -111,16 +117,18 @@ fn corrupt(what: &str) -> StorageError {
 impl RedisEngine {
     /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
-        let mut cfg = deadpool_redis::Config::from_url(settings.url.clone());
+        let info = connect::connection_info(&settings.url, &settings.access)?;
+        let manager = deadpool_redis::Manager::new(info)?;
         let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
         pool_cfg.timeouts = Timeouts {
             wait: Some(settings.command_timeout),
             create: Some(settings.command_timeout),
             recycle: Some(settings.command_timeout),
         };
-        cfg.pool = Some(pool_cfg);
-        let pool = cfg
-            .create_pool(Some(Runtime::Tokio1))
+        let pool = Pool::builder(manager)
+            .config(pool_cfg)
+            .runtime(Runtime::Tokio1)
+            .build()
             .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
         Ok(Self {
             pool,
@@ -137,6 +145,7 @@ impl RedisEngine {
                 schedule: Script::new(include_str!("../scripts/schedule.lua")),
                 gcra: Script::new(include_str!("../scripts/gcra.lua")),
                 quota: Script::new(include_str!("../scripts/quota.lua")),
+                blob_retain: Script::new(include_str!("../scripts/blob_retain.lua")),
             }),
         })
     }
