@@ -58,6 +58,8 @@ pub enum StartError {
     Spool(#[from] mailbox_actors::spool::SpoolError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -95,6 +97,12 @@ pub async fn run(
     } else {
         config.server.node_id.clone()
     };
+    // A bad certificate or key stops the start before anything else runs.
+    let tls = config
+        .server
+        .tls()
+        .map(|(cert, key)| crate::tls::server_config(cert, key))
+        .transpose()?;
     let storage = StorageHandle::start(engine(&config)?);
     // The spool backs the Redis engine only: the memory engine is never unavailable.
     let spool = match config.storage.engine {
@@ -224,16 +232,13 @@ pub async fn run(
             .default_service(web::to(http::not_found))
     })
     // Small frames (pushes, answers) must leave at once: Nagle + delayed ACK adds ~40 ms.
-    .on_connect(|conn, _| {
-        if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        }
-    })
+    .tcp_nodelay(true)
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
-    .disable_signals()
-    .listen(listener)?
+    .disable_signals();
+    let server = match &tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls.clone())?,
+        None => server.listen(listener)?,
+    }
     .run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
@@ -249,7 +254,8 @@ pub async fn run(
         }
         handle.stop(true).await;
     });
-    tracing::info!(%addr, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, %scheme, node = %node_id, engine = config.storage.engine_name(), "mailbox broker listening");
     server.await?;
     // Requests have drained (with them the group commits they waited for); now the spool.
     if let Some(spool) = &spool {
