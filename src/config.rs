@@ -53,6 +53,18 @@ pub struct Server {
     pub node_id: String,
     pub shutdown_timeout_seconds: u64,
     pub actor_idle_seconds: u64,
+    /// PEM certificate chain of the HTTPS/WSS listener; empty (with `tls_key_file`): plain HTTP.
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: PathBuf,
+}
+
+impl Server {
+    /// The listener's certificate and key files when TLS is on.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        (!self.tls_cert_file.as_os_str().is_empty())
+            .then_some((self.tls_cert_file.as_path(), self.tls_key_file.as_path()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -328,6 +340,8 @@ impl Config {
             ("permissions.policy", &mut self.permissions.policy),
             ("spool.dir", &mut self.spool.dir),
             ("redis.password_file", &mut self.redis.password_file),
+            ("server.tls_cert_file", &mut self.server.tls_cert_file),
+            ("server.tls_key_file", &mut self.server.tls_key_file),
             ("redis.tls_ca_file", &mut self.redis.tls_ca_file),
             ("auth.jwt_public_key_file", &mut public_key),
         ] {
@@ -355,6 +369,24 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        match (
+            self.server.tls_cert_file.as_os_str().is_empty(),
+            self.server.tls_key_file.as_os_str().is_empty(),
+        ) {
+            (true, false) => {
+                return Err(invalid(
+                    "server.tls_cert_file",
+                    "server.tls_key_file is set: set both or neither",
+                ))
+            }
+            (false, true) => {
+                return Err(invalid(
+                    "server.tls_key_file",
+                    "server.tls_cert_file is set: set both or neither",
+                ))
+            }
+            _ => {}
+        }
         if self.redis.pool_size == 0 {
             return Err(invalid("redis.pool_size", "must be at least 1"));
         }

@@ -34,4 +34,5 @@ pub mod openapi;
 pub mod ops;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
 pub mod ws;

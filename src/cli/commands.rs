@@ -52,8 +52,7 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
             eprintln!("error: {e}");
             if matches!(
                 e,
-                crate::server::StartError::ClusterUnsupported
-                    | crate::server::StartError::Config(_)
+                crate::server::StartError::Config(_) | crate::server::StartError::Tls(_)
             ) {
                 EXIT_CONFIG
             } else {
@@ -142,7 +141,7 @@ pub(super) fn client(conn: &Conn) -> Result<Client, String> {
         .token
         .clone()
         .ok_or("no token: pass --token or set MAILBOX_TOKEN (see `mailbox token`)")?;
-    Client::new(&conn.url, Some(token)).map_err(|e| e.to_string())
+    Client::with_trust(&conn.url, Some(token), &conn.trust()?).map_err(|e| e.to_string())
 }
 
 pub async fn send(a: SendArgs) -> Result<(), String> {
@@ -281,7 +280,8 @@ pub async fn inbox(a: InboxArgs) -> Result<(), String> {
 }
 
 pub async fn health(conn: &Conn, json: bool) -> Result<(), String> {
-    let c = Client::new(&conn.url, conn.token.clone()).map_err(|e| e.to_string())?;
+    let c = Client::with_trust(&conn.url, conn.token.clone(), &conn.trust()?)
+        .map_err(|e| e.to_string())?;
     let v = c.health().await.map_err(|e| e.to_string())?;
     if json {
         println!("{v}");
@@ -312,7 +312,13 @@ pub async fn listen(
             token_subject(&token).ok_or("cannot tell the token's agent; pass --target")?
         ),
     };
-    let mut sub = crate::client::Subscriber::spawn(&conn.url, &token, &target, from.as_deref());
+    let mut sub = crate::client::Subscriber::spawn_with_trust(
+        &conn.url,
+        &token,
+        &target,
+        from.as_deref(),
+        &conn.trust()?,
+    );
     if !json {
         eprintln!("listening on {target} (Ctrl-C to stop)");
     }

@@ -42,6 +42,16 @@ pub struct Conn {
     /// Bearer token (see `mailbox token`).
     #[arg(long, env = "MAILBOX_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA certificate(s) to trust for an `https://` broker (instead of the system roots).
+    #[arg(long, env = "MAILBOX_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Conn {
+    /// Whom to trust for an `https://` URL.
+    pub fn trust(&self) -> Result<crate::client::Trust, String> {
+        crate::client::Trust::from_file(self.ca_file.as_deref()).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Subcommand)]

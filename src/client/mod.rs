@@ -98,6 +98,65 @@ struct Received {
     messages: Vec<Envelope>,
 }
 
+/// Whom to trust for an `https://` broker: the system roots (default), or exactly the CA
+/// certificates of a PEM file (`--ca-file` / `MAILBOX_CA_FILE`), for a broker whose
+/// certificate comes from a private CA. Cloning is shallow.
+#[derive(Clone, Default)]
+pub struct Trust {
+    ca: Option<std::sync::Arc<Vec<rustls::pki_types::CertificateDer<'static>>>>,
+}
+
+impl Trust {
+    /// Reads a PEM CA bundle; `None`: the system roots.
+    pub fn from_file(path: Option<&std::path::Path>) -> Result<Self, ClientError> {
+        use rustls::pki_types::pem::PemObject;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let bad = |e: String| ClientError::Transport(format!("CA file `{}`: {e}", path.display()));
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        Ok(Self {
+            ca: Some(std::sync::Arc::new(certs)),
+        })
+    }
+
+    fn apply(&self, b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, ClientError> {
+        let Some(ca) = &self.ca else { return Ok(b) };
+        let certs = ca
+            .iter()
+            .map(|c| reqwest::Certificate::from_der(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(b.tls_certs_only(certs))
+    }
+
+    /// The WebSocket connector for this trust (`None`: tungstenite's default).
+    pub(crate) fn ws_connector(&self) -> Result<Option<tokio_tungstenite::Connector>, ClientError> {
+        let Some(ca) = &self.ca else { return Ok(None) };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in ca.iter() {
+            roots
+                .add(c.clone())
+                .map_err(|e| ClientError::Transport(format!("CA certificate: {e}")))?;
+        }
+        let cfg = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Transport(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(Some(tokio_tungstenite::Connector::Rustls(
+            std::sync::Arc::new(cfg),
+        )))
+    }
+}
+
 /// A REST client bound to one broker and one token. Cloning is shallow.
 #[derive(Clone)]
 pub struct Client {
@@ -108,8 +167,17 @@ pub struct Client {
 
 impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(256)
+        Self::with_trust(base, token, &Trust::default())
+    }
+
+    /// A client of an `https://` broker whose certificate chains to `trust`.
+    pub fn with_trust(
+        base: &str,
+        token: Option<String>,
+        trust: &Trust,
+    ) -> Result<Self, ClientError> {
+        let http = trust
+            .apply(reqwest::Client::builder().pool_max_idle_per_host(256))?
             .build()?;
         Ok(Self {
             http,

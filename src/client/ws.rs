@@ -42,6 +42,18 @@ impl Subscriber {
     /// Starts subscribing. `base` is the broker's http(s) URL; `from` is `latest`, `unread`,
     /// `beginning` or a seq (used for the first connection; reconnects resume after the last seq).
     pub fn spawn(base: &str, token: &str, target: &str, from: Option<&str>) -> Self {
+        Self::spawn_with_trust(base, token, target, from, &super::Trust::default())
+    }
+
+    /// As [`Subscriber::spawn`], for a `https://` broker whose certificate chains to `trust`.
+    pub fn spawn_with_trust(
+        base: &str,
+        token: &str,
+        target: &str,
+        from: Option<&str>,
+        trust: &super::Trust,
+    ) -> Self {
+        let trust = trust.clone();
         let url = format!(
             "{}/v1/ws",
             base.trim_end_matches('/').replacen("http", "ws", 1)
@@ -62,7 +74,24 @@ impl Subscriber {
                     None
                 };
                 let resume = last_seen.or_else(|| from.clone());
-                match session(&url, &token, &target, resume.as_deref(), &tx, &last).await {
+                let connector = match trust.ws_connector() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                match session(
+                    &url,
+                    connector,
+                    &token,
+                    &target,
+                    resume.as_deref(),
+                    &tx,
+                    &last,
+                )
+                .await
+                {
                     (Ended::Stopped, _) => return,
                     (Ended::Fatal(e), _) => {
                         let _ = tx.send(Err(e)).await;
@@ -112,6 +141,7 @@ fn fatal(code: &str, message: &str) -> Ended {
 /// One connection; answers how it ended and whether any message arrived.
 async fn session(
     url: &str,
+    connector: Option<tokio_tungstenite::Connector>,
     token: &str,
     target: &str,
     from: Option<&str>,
@@ -133,7 +163,9 @@ async fn session(
             )
         }
     }
-    let mut ws = match tokio_tungstenite::connect_async(req).await {
+    let mut ws = match tokio_tungstenite::connect_async_tls_with_config(req, None, false, connector)
+        .await
+    {
         Ok((ws, _)) => ws,
         Err(tokio_tungstenite::tungstenite::Error::Http(res)) if res.status().as_u16() == 401 => {
             return (
