@@ -432,3 +432,38 @@ async fn a_master_failover_loses_nothing_accepted() {
         assert_eq!(msgs.len(), 1, "{n}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_behind_a_password_is_reached_with_the_password_file() {
+    let cluster = RedisCluster::start_with_password("cluster-s3cret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pw = dir.path().join("redis-password");
+    std::fs::write(&pw, "cluster-s3cret\n").expect("password file");
+    let pw = pw.display().to_string();
+    let settings = [("MAILBOX__REDIS__PASSWORD_FILE", pw.as_str())];
+    let a = Broker::on_cluster(cluster, &settings);
+    let b = Broker::another_node_with(&a, &settings);
+    for i in 0..10 {
+        a.send("alice", &format!("pw-{i}"), json!({"payload": i}))
+            .await;
+    }
+    for i in 0..10 {
+        assert_eq!(b.total(&format!("pw-{i}")).await, 1);
+    }
+    // The second node's event bus (sharded pub/sub) authenticates too.
+    let mut ws = connect(&b, "bob").await;
+    subscribe(&mut ws, "mailbox:bob", "latest").await;
+    a.send("alice", "bob", json!({"payload": "through the bus"}))
+        .await;
+    let f = recv(&mut ws).await;
+    assert_eq!(f["message"]["payload"], "through the bus", "{f}");
+    let cluster = a.cluster.as_ref().expect("cluster");
+    assert!(
+        cluster.ports.iter().all(|&p| redis_says_noauth(p)),
+        "the nodes refuse clients without the password"
+    );
+}
+
+fn redis_says_noauth(port: u16) -> bool {
+    cli(port, &["ping"]).contains("NOAUTH")
+}

@@ -119,10 +119,20 @@ pub struct RedisCluster {
     pub ports: Vec<u16>,
     children: Vec<Child>,
     dir: tempfile::TempDir,
+    /// `requirepass` (and `masterauth`) of every node, if any.
+    password: Option<String>,
 }
 
 fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
+    redis_cli_auth(port, None, args)
+}
+
+fn redis_cli_auth(port: u16, password: Option<&str>, args: &[&str]) -> String {
+    let mut cmd = Command::new("redis-cli");
+    if let Some(pw) = password {
+        cmd.env("REDISCLI_AUTH", pw);
+    }
+    let out = cmd
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
         .args(args)
         .stderr(Stdio::null())
@@ -139,12 +149,36 @@ impl RedisCluster {
     /// Three masters with `replicas` replicas each (`ports` then lists every node; see
     /// [`Self::masters`]).
     pub fn start_with(replicas: usize) -> Self {
+        Self::launch(replicas, None)
+    }
+
+    /// Three masters whose every node requires `password` (`requirepass`, `masterauth`).
+    pub fn start_with_password(password: &str) -> Self {
+        Self::launch(0, Some(password))
+    }
+
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli_auth(port, self.password.as_deref(), args)
+    }
+
+    fn launch(replicas: usize, password: Option<&str>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
         let mut c = Self {
             ports: Vec::new(),
             children: Vec::new(),
             dir,
+            password: password.map(str::to_owned),
         };
+        let auth: Vec<String> = password
+            .map(|pw| {
+                vec![
+                    "--requirepass".into(),
+                    pw.into(),
+                    "--masterauth".into(),
+                    pw.into(),
+                ]
+            })
+            .unwrap_or_default();
         for _ in 0..3 * (1 + replicas) {
             let port = free_port();
             // The cluster bus gets its own free port (port + 10000 may be taken or past 65535).
@@ -162,6 +196,7 @@ impl RedisCluster {
                 .args(["--cluster-config-file", "nodes.conf"])
                 .args(["--cluster-node-timeout", "3000"])
                 .args(["--save", "", "--appendonly", "no"])
+                .args(&auth)
                 .arg("--dir")
                 .arg(&data)
                 .stdout(Stdio::null())
@@ -175,11 +210,15 @@ impl RedisCluster {
             wait_until(
                 Duration::from_secs(30),
                 "a cluster node to answer PING",
-                || redis_ping(port),
+                || c.cli(port, &["ping"]).contains("PONG"),
             );
         }
         let nodes: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let status = Command::new("redis-cli")
+        let mut create = Command::new("redis-cli");
+        if let Some(pw) = password {
+            create.env("REDISCLI_AUTH", pw);
+        }
+        let status = create
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
@@ -196,8 +235,8 @@ impl RedisCluster {
             "the cluster state to be ok",
             || {
                 ports.iter().all(|&p| {
-                    redis_cli(p, &["cluster", "info"]).contains("cluster_state:ok")
-                        && redis_cli(p, &["cluster", "slots"]).lines().count() > 0
+                    c.cli(p, &["cluster", "info"]).contains("cluster_state:ok")
+                        && c.cli(p, &["cluster", "slots"]).lines().count() > 0
                 })
             },
         );
@@ -210,10 +249,10 @@ impl RedisCluster {
             .ports
             .iter()
             .zip(&self.children)
-            .find(|(p, _)| redis_ping(**p))
+            .find(|(p, _)| self.cli(**p, &["ping"]).contains("PONG"))
             .map(|(p, _)| *p)
             .expect("a live node");
-        redis_cli(live, &["cluster", "nodes"])
+        self.cli(live, &["cluster", "nodes"])
             .lines()
             .filter(|l| l.contains("master") && !l.contains("fail"))
             .filter_map(|l| {
@@ -245,7 +284,7 @@ impl RedisCluster {
 
     /// Keys on one master matching `pattern` (`KEYS`: fine on a test cluster).
     pub fn keys_on(&self, port: u16, pattern: &str) -> Vec<String> {
-        redis_cli(port, &["--raw", "keys", pattern])
+        self.cli(port, &["--raw", "keys", pattern])
             .lines()
             .filter(|l| !l.is_empty())
             .map(str::to_owned)
