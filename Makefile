@@ -4,7 +4,7 @@ REDIS_PORT ?= 6379
 DATA ?= .data
 CARGO ?= cargo
 
-.PHONY: run test lint fmt build release bench redis-up redis-down ensure-redis-server ensure-python ensure-node ensure-chromium
+.PHONY: run test lint fmt build release bench redis-up redis-down cluster-up cluster-down ensure-redis-server ensure-python ensure-node ensure-chromium
 
 ## run: install and start a local Redis if none answers, build, print an admin token, serve.
 run: redis-up release
@@ -15,7 +15,7 @@ run: redis-up release
 	MAILBOX__PERMISSIONS__MODEL=config/casbin/model.conf \
 	MAILBOX__PERMISSIONS__POLICY=config/casbin/policy.csv ./target/release/mailbox serve
 
-## test: every test (unit, behaviour suite on both engines, Redis faults, CLI, MCP with the official
+## test: every test (unit, behaviour suite on both engines and on a Redis Cluster, Redis faults, CLI, MCP with the official
 ## Python and TypeScript SDKs, pycasbin parity of the policy, the dashboard in headless Chromium).
 ## Installs redis-server, python3-venv, npm and chromium if missing; the MCP
 ## tests install the SDKs themselves (pip, npm) into target/tmp once.
@@ -36,6 +36,13 @@ build:
 release:
 	$(CARGO) build --release
 
+## cluster-up / cluster-down: a throwaway 3-master Redis Cluster (prints MAILBOX__REDIS__CLUSTER_URLS).
+cluster-up: ensure-redis-server
+	@scripts/redis-cluster.sh
+
+cluster-down:
+	@scripts/redis-cluster.sh stop
+
 ## bench: send-rest against a broker started by `make run`, beside raw Redis.
 bench: release
 	./target/release/mailbox bench send-rest --clients 64 --messages 100000 --size 256 --raw-redis redis://127.0.0.1:$(REDIS_PORT)
@@ -46,6 +53,11 @@ ensure-redis-server:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-server >/dev/null; }
 	@command -v redis-server >/dev/null || { echo "redis-server is required and could not be installed" >&2; exit 1; }
+	@command -v redis-cli >/dev/null || { \
+	  echo "== installing redis-tools (redis-cli builds the test Redis Clusters)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq redis-tools >/dev/null; }
+	@command -v redis-cli >/dev/null || { echo "redis-cli is required and could not be installed" >&2; exit 1; }
 
 ensure-python:
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \

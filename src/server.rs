@@ -9,6 +9,8 @@ use std::time::Duration;
 use actix_web::{web, App, HttpServer};
 use mailbox_actors::admin::{AlertSettings, AuditLog};
 use mailbox_actors::dead_letter::{DeadLetterHandle, DeadLetterSettings};
+use mailbox_actors::dispatch::intent::{Recovered, INTENT_GRACE, RECOVERY_INTERVAL};
+use mailbox_actors::dispatch::Dispatcher;
 use mailbox_actors::mailbox::cache::CacheBudget;
 use mailbox_actors::model::TopicConfig;
 use mailbox_actors::permission::{PermissionHandle, PermissionSettings};
@@ -52,8 +54,6 @@ pub enum StartError {
     Key(#[from] crate::auth::KeyError),
     #[error("storage: {0}")]
     Storage(#[from] mailbox_actors::storage::StorageError),
-    #[error("configuration key `redis.cluster_urls`: Redis Cluster is not supported by this build yet; use redis.url")]
-    ClusterUnsupported,
     #[error(transparent)]
     Spool(#[from] mailbox_actors::spool::SpoolError),
     #[error(transparent)]
@@ -67,19 +67,35 @@ pub enum StartError {
 fn engine(config: &Config) -> Result<Engine, StartError> {
     Ok(match config.storage.engine {
         EngineKind::Memory => Engine::Memory(MemoryEngine::new()),
-        EngineKind::Redis => {
-            if !config.redis.cluster_urls.is_empty() {
-                return Err(StartError::ClusterUnsupported);
-            }
-            Engine::Redis(RedisEngine::new(&RedisSettings {
-                url: config.redis.url.clone(),
-                access: config.redis.access()?,
-                pool_size: config.redis.pool_size,
-                key_prefix: config.redis.key_prefix.clone(),
-                command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
-            })?)
-        }
+        EngineKind::Redis => Engine::Redis(RedisEngine::new(&RedisSettings {
+            url: config.redis.url.clone(),
+            cluster_urls: config.redis.cluster_urls.clone(),
+            access: config.redis.access()?,
+            pool_size: config.redis.pool_size,
+            key_prefix: config.redis.key_prefix.clone(),
+            command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
+        })?),
     })
+}
+
+/// Rolls forward batches a crash interrupted (see `dispatch::intent`): at start, then every
+/// `RECOVERY_INTERVAL`, on every node (rolling forward is safe to repeat).
+fn start_intent_recovery(dispatcher: Dispatcher) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(RECOVERY_INTERVAL);
+        loop {
+            tick.tick().await;
+            let r = dispatcher.recover_intents(INTENT_GRACE).await;
+            if r != Recovered::default() {
+                tracing::info!(
+                    rolled_forward = r.rolled_forward,
+                    rolled_back = r.rolled_back,
+                    left = r.left,
+                    "batch intents recovered"
+                );
+            }
+        }
+    });
 }
 
 /// Starts everything on `listener` and serves until `shutdown` resolves: then WebSocket
@@ -138,6 +154,15 @@ pub async fn run(
                 trim_interval: Duration::from_secs(config.topics.trim_interval_seconds),
             },
             bus: match config.storage.engine {
+                EngineKind::Redis if !config.redis.cluster_urls.is_empty() => Some(
+                    EventBus::cluster(
+                        &config.redis.cluster_urls,
+                        &config.redis.access()?,
+                        &config.redis.key_prefix,
+                        &node_id,
+                    )
+                    .map_err(|e| StartError::Storage(e.into()))?,
+                ),
                 EngineKind::Redis => Some(
                     EventBus::new(
                         &config.redis.url,
@@ -167,6 +192,7 @@ pub async fn run(
         mailbox_actors::spool::replay::start(spool.clone(), registry.clone());
     }
     let retry = RetryHandle::start(registry.clone(), RetrySettings::default());
+    start_intent_recovery(Dispatcher::new(registry.clone()));
     let dead_letters = DeadLetterHandle::start(
         registry.clone(),
         DeadLetterSettings::new(Duration::from_secs(

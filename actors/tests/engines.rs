@@ -58,6 +58,7 @@ async fn engines() -> (Vec<Engine>, Redis) {
     let redis = start_redis();
     let engine = RedisEngine::new(&RedisSettings {
         url: format!("redis://127.0.0.1:{}", redis.port),
+        cluster_urls: Vec::new(),
         access: Default::default(),
         pool_size: 4,
         key_prefix: "t".into(),

@@ -47,9 +47,7 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
             eprintln!("error: {e}");
             if matches!(
                 e,
-                crate::server::StartError::ClusterUnsupported
-                    | crate::server::StartError::Config(_)
-                    | crate::server::StartError::Tls(_)
+                crate::server::StartError::Config(_) | crate::server::StartError::Tls(_)
             ) {
                 EXIT_CONFIG
             } else {

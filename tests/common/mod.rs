@@ -112,16 +112,137 @@ impl Drop for RedisServer {
     }
 }
 
+/// A private Redis Cluster: three masters (`redis-server --cluster-enabled yes`, no replicas)
+/// on free ports in a temp dir, joined with `redis-cli --cluster create`. Stopped on drop.
+pub struct RedisCluster {
+    /// The masters' client ports.
+    pub ports: Vec<u16>,
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .expect("redis-cli must be installed for these tests (make test installs redis-tools)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl RedisCluster {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir for the cluster");
+        let mut c = Self {
+            ports: Vec::new(),
+            children: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let port = free_port();
+            // The cluster bus gets its own free port (port + 10000 may be taken or past 65535).
+            let bus = free_port();
+            let data = c.dir.path().join(port.to_string());
+            std::fs::create_dir_all(&data).expect("node dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-port",
+                    &bus.to_string(),
+                ])
+                .args(["--cluster-config-file", "nodes.conf"])
+                .args(["--cluster-node-timeout", "3000"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&data)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed for these tests (make test installs it)");
+            c.children.push(child);
+            c.ports.push(port);
+        }
+        for &port in &c.ports {
+            wait_until(
+                Duration::from_secs(30),
+                "a cluster node to answer PING",
+                || redis_ping(port),
+            );
+        }
+        let nodes: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let status = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli must be installed for these tests (make test installs redis-tools)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let ports = c.ports.clone();
+        // Generous: on a loaded 2-core box several clusters form at once while tests run.
+        wait_until(
+            Duration::from_secs(60),
+            "the cluster state to be ok",
+            || {
+                ports.iter().all(|&p| {
+                    redis_cli(p, &["cluster", "info"]).contains("cluster_state:ok")
+                        && redis_cli(p, &["cluster", "slots"]).lines().count() > 0
+                })
+            },
+        );
+        c
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// `MAILBOX__REDIS__CLUSTER_URLS`: the URLs, comma-separated.
+    pub fn urls_csv(&self) -> String {
+        self.urls().join(",")
+    }
+
+    /// Keys on one master matching `pattern` (`KEYS`: fine on a test cluster).
+    pub fn keys_on(&self, port: u16, pattern: &str) -> Vec<String> {
+        redis_cli(port, &["--raw", "keys", pattern])
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EngineKind {
     Redis,
     Memory,
+    /// The Redis engine on a private three-master Redis Cluster.
+    Cluster,
 }
 
 /// The real broker binary, configured through `MAILBOX__…` variables.
 pub struct Broker {
     pub port: u16,
     pub redis: Option<RedisServer>,
+    /// The cluster the broker runs on (`EngineKind::Cluster`), stopped after the broker.
+    pub cluster: Option<RedisCluster>,
     child: Option<Child>,
     env: Vec<(String, String)>,
     pub http: reqwest::Client,
@@ -140,8 +261,21 @@ impl Broker {
 
     /// Starts a broker; `extra` are more `MAILBOX__…` settings.
     pub fn start_with(engine: EngineKind, extra: &[(&str, &str)]) -> Self {
+        if engine == EngineKind::Cluster {
+            return Self::on_cluster(RedisCluster::start(), extra);
+        }
         let redis = (engine == EngineKind::Redis).then(RedisServer::start);
         Self::launch(engine, redis, None, extra)
+    }
+
+    /// A broker on `cluster` (kept with the broker, stopped after it).
+    pub fn on_cluster(cluster: RedisCluster, extra: &[(&str, &str)]) -> Self {
+        let urls = cluster.urls_csv();
+        let mut env: Vec<(&str, &str)> = vec![("MAILBOX__REDIS__CLUSTER_URLS", urls.as_str())];
+        env.extend_from_slice(extra);
+        let mut b = Self::launch(EngineKind::Cluster, None, None, &env);
+        b.cluster = Some(cluster);
+        b
     }
 
     /// A second node on the Redis of `other` (several nodes share one Redis).
@@ -151,6 +285,12 @@ impl Broker {
 
     /// A second node on the Redis of `other`, with more `MAILBOX__…` settings.
     pub fn another_node_with(other: &Broker, extra: &[(&str, &str)]) -> Self {
+        if let Some(cluster) = &other.cluster {
+            let urls = cluster.urls_csv();
+            let mut env: Vec<(&str, &str)> = vec![("MAILBOX__REDIS__CLUSTER_URLS", urls.as_str())];
+            env.extend_from_slice(extra);
+            return Self::launch(EngineKind::Cluster, None, None, &env);
+        }
         let url = other
             .redis
             .as_ref()
@@ -176,7 +316,7 @@ impl Broker {
             (
                 "MAILBOX__STORAGE__ENGINE".into(),
                 match engine {
-                    EngineKind::Redis => "redis",
+                    EngineKind::Redis | EngineKind::Cluster => "redis",
                     EngineKind::Memory => "memory",
                 }
                 .into(),
@@ -214,6 +354,7 @@ impl Broker {
         let mut b = Self {
             port,
             redis,
+            cluster: None,
             child: None,
             env,
             http,
@@ -408,7 +549,8 @@ pub fn mint(agent: &str, roles: &[&str], ttl: i64) -> String {
     .expect("mint")
 }
 
-/// Runs each listed behaviour test against both engines.
+/// Runs each listed behaviour test against both engines, the Redis one on a single Redis and on
+/// a three-master Redis Cluster.
 #[macro_export]
 macro_rules! both_engines {
     ($($name:ident),* $(,)?) => {
@@ -426,6 +568,15 @@ macro_rules! both_engines {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let b = $crate::common::Broker::start($crate::common::EngineKind::Memory);
+                    super::$name(&b).await;
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let b = $crate::common::Broker::start($crate::common::EngineKind::Cluster);
                     super::$name(&b).await;
                 }
             )*

@@ -23,7 +23,8 @@ pub const FAST: &[(&str, &str)] = &[
 /// Defaults (30 s ack timeout): nothing is redelivered while a test runs.
 pub const SLOW: &[(&str, &str)] = &[];
 
-/// Runs each listed test against both engines, with its delivery settings.
+/// Runs each listed test against both engines (Redis also as a cluster), with its delivery
+/// settings.
 #[macro_export]
 macro_rules! on_both_engines {
     ($($name:ident: $env:ident),* $(,)?) => {
@@ -41,6 +42,15 @@ macro_rules! on_both_engines {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let b = $crate::common::Broker::start_with($crate::common::EngineKind::Memory, super::$env);
+                    super::$name(&b).await;
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let b = $crate::common::Broker::start_with($crate::common::EngineKind::Cluster, super::$env);
                     super::$name(&b).await;
                 }
             )*

@@ -2,17 +2,18 @@
 //!
 //! Items to one mailbox are stored by one atomic append. Items to several mailboxes cannot be
 //! one atomic step (each mailbox is its own Redis Cluster slot), so the batch is made
-//! all-or-none in three steps: every item was validated and permitted before it gets here; the
-//! capacity of each `overflow = "reject"` mailbox is checked up front (the "reserve"); then each
-//! mailbox's items are appended in turn, and if one append still fails (the mailbox filled up
-//! meanwhile, storage went down) the items already stored in the other mailboxes are retracted
-//! before the error is answered. What this cannot cover: a broker crash between two mailboxes'
-//! appends leaves the earlier ones stored (the client got no answer and may retry with
-//! idempotency keys), a consumer may receive a retracted item in the moment before it goes, and
+//! all-or-none in steps: every item was validated and permitted before it gets here; the
+//! capacity of each `overflow = "reject"` mailbox is checked up front (the "reserve"); the
+//! batch's intent is stored (see [`super::intent`]: a crash from here on is rolled forward by
+//! recovery); then each mailbox's items are appended in turn, and if one append still fails
+//! (the mailbox filled up meanwhile, storage went down) the items already stored in the other
+//! mailboxes are retracted before the error is answered; last, the intent goes. What this
+//! cannot cover: a consumer may receive an item in the moment before it is retracted, and
 //! what a `drop_oldest` mailbox evicted to make room stays evicted.
 
 use chrono::Utc;
 
+use super::intent::IntentGroup;
 use super::{Dispatcher, SendReceipt};
 use crate::error::Error;
 use crate::model::{self, Address, Overflow, SendRequest};
@@ -74,9 +75,19 @@ impl Dispatcher {
                 }),
             }
         }
-        if groups.len() > 1 {
+        let intent = if groups.len() > 1 {
             self.reserve(&groups).await?;
-        }
+            let all: Vec<IntentGroup> = groups
+                .iter()
+                .map(|g| {
+                    let records = g.items.iter().map(|(_, r)| r.clone()).collect();
+                    (g.mailbox.clone(), records)
+                })
+                .collect();
+            Some(self.intent_begin(&all).await.map_err(at(0))?)
+        } else {
+            None
+        };
         let mut receipts: Vec<Option<SendReceipt>> = vec![None; count];
         let mut stored: Vec<(String, Vec<(String, u64)>)> = Vec::new();
         for g in &groups {
@@ -86,6 +97,9 @@ impl Dispatcher {
                 Ok(o) => o,
                 Err(e) => {
                     self.roll_back(stored).await;
+                    if let Some(id) = &intent {
+                        self.intent_end(id).await;
+                    }
                     return Err(at(first)(e));
                 }
             };
@@ -109,6 +123,9 @@ impl Dispatcher {
                 });
             }
             stored.push((g.mailbox.clone(), mine));
+        }
+        if let Some(id) = &intent {
+            self.intent_end(id).await;
         }
         let out: Option<Vec<SendReceipt>> = receipts.into_iter().collect();
         let out =
@@ -141,7 +158,7 @@ impl Dispatcher {
     }
 
     /// Retracts what a failed batch stored.
-    async fn roll_back(&self, stored: Vec<(String, Vec<(String, u64)>)>) {
+    pub(super) async fn roll_back(&self, stored: Vec<(String, Vec<(String, u64)>)>) {
         for (mailbox, records) in stored {
             if records.is_empty() {
                 continue;

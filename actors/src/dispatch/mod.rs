@@ -5,6 +5,7 @@
 
 pub mod batch;
 mod fanout;
+pub mod intent;
 
 use chrono::Utc;
 

@@ -8,9 +8,9 @@
 //! implementation per engine; the actor, the handle and the [`Engine`](super::Engine) enum do
 //! not change.
 //!
-//! The contract is six traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
-//! [`DeadLetters`], [`Admin`], [`Blobs`]), only because a trait impl is one block and each engine keeps each concern
-//! in its own file. [`StorageEngine`] is all six; the storage actor holds an
+//! The contract is seven traits, one per concern ([`Mailboxes`], [`Topics`], [`Delivery`],
+//! [`DeadLetters`], [`Admin`], [`Blobs`], [`Intents`]), only because a trait impl is one block
+//! and each engine keeps each concern in its own file. [`StorageEngine`] is all of them; the storage actor holds an
 //! `Arc<dyn StorageEngine>`. The traits use `async-trait` because they must be object safe.
 
 use async_trait::async_trait;
@@ -230,9 +230,23 @@ storage_ops! {
         /// Removes a blob or an upload's chunks.
         fn blob_discard(id: &str) -> ();
     }
+
+    /// Intents of batches across mailboxes (see `dispatch::intent`): written before the batch
+    /// is applied, removed after, so a batch a crash interrupted is rolled forward.
+    pub trait Intents {
+        /// Stores an intent stamped with now; `body` is opaque to the engine.
+        fn intent_put(id: &str, body: Vec<u8>) -> ();
+        /// Removes an intent; answers whether it existed.
+        fn intent_delete(id: &str) -> bool;
+        /// Intents stored before `before_ms`, oldest first, at most `limit`.
+        fn intents_before(before_ms: i64, limit: usize) -> Vec<(String, Vec<u8>)>;
+    }
 }
 
 /// A storage engine: every operation of the table above.
-pub trait StorageEngine: Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs {}
+pub trait StorageEngine:
+    Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs + Intents
+{
+}
 
-impl<E: Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs> StorageEngine for E {}
+impl<E: Mailboxes + Topics + Delivery + DeadLetters + Admin + Blobs + Intents> StorageEngine for E {}

@@ -8,12 +8,28 @@
 //!
 //! The listener uses its own dedicated connection (never a pooled one: deadpool recycles
 //! connections without a push sender) and reconnects with backoff.
+//!
+//! On a Redis Cluster, plain `PUBLISH` is copied to every node of the cluster; the bus uses
+//! sharded pub/sub instead: an announcement goes with `SPUBLISH` to one of a fixed set of
+//! channels (`P:events:{e0}` … `{e7}`, chosen by a stable hash of the stream name, see
+//! [`Keys::event_shard_of`]) and each node `SSUBSCRIBE`s to all of them over one RESP3
+//! cluster connection with a push sender. The cluster client resubscribes by itself after a
+//! reconnect or a failover; announcements in between are lost, which only delays pushes (see
+//! above).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::Mutex;
+
+use super::redis::connect::{self, AccessError, RedisAccess};
+use super::redis::keys::Keys;
+
+/// Announcements a cluster listener holds before it drops new ones (they are hints).
+const PUSH_BUFFER: usize = 4096;
 
 /// A stream got new messages on another node.
 #[derive(actix::Message, Debug, Clone)]
@@ -26,61 +42,160 @@ pub struct StreamAppended {
     pub first: u64,
 }
 
+/// Where announcements go: one Redis (`PUBLISH` on `P:events`) or a cluster (sharded).
+#[derive(Clone)]
+enum Link {
+    Single {
+        client: redis::Client,
+        publisher: Arc<Mutex<Option<redis::aio::MultiplexedConnection>>>,
+    },
+    Cluster {
+        urls: Vec<String>,
+        access: RedisAccess,
+        publisher: Arc<Mutex<Option<ClusterConnection>>>,
+    },
+}
+
 /// Announces and listens. Cloning is shallow.
 #[derive(Clone)]
 pub struct EventBus {
-    client: redis::Client,
-    channel: String,
+    link: Link,
+    keys: Keys,
     node: String,
-    publisher: Arc<Mutex<Option<redis::aio::MultiplexedConnection>>>,
 }
 
 impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
-            .field("channel", &self.channel)
+            .field("channel", &self.keys.events())
+            .field("cluster", &matches!(self.link, Link::Cluster { .. }))
             .field("node", &self.node)
             .finish()
     }
 }
 
+/// `node \t stream \t seq \t first`: another node's announcement, or `None`.
+fn parse(text: &str, me: &str) -> Option<StreamAppended> {
+    let mut parts = text.splitn(4, '\t');
+    let (Some(node), Some(stream), Some(seq)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    if node == me {
+        return None;
+    }
+    let seq = seq.parse().ok()?;
+    let first = parts.next().and_then(|f| f.parse().ok()).unwrap_or(seq);
+    Some(StreamAppended {
+        stream: stream.to_owned(),
+        seq,
+        first,
+    })
+}
+
 impl EventBus {
+    /// A bus on one Redis.
     pub fn new(
         url: &str,
-        access: &super::redis::connect::RedisAccess,
+        access: &RedisAccess,
         key_prefix: &str,
         node: &str,
-    ) -> Result<Self, super::redis::connect::AccessError> {
+    ) -> Result<Self, AccessError> {
         Ok(Self {
-            client: super::redis::connect::client_for(url, access)?,
-            channel: format!("{key_prefix}:events"),
+            link: Link::Single {
+                client: connect::client_for(url, access)?,
+                publisher: Arc::new(Mutex::new(None)),
+            },
+            keys: Keys::new(key_prefix),
             node: node.to_owned(),
-            publisher: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// A bus on a Redis Cluster (sharded pub/sub over RESP3), with the same password and TLS
+    /// as the engine's cluster client.
+    pub fn cluster(
+        urls: &[String],
+        access: &RedisAccess,
+        key_prefix: &str,
+        node: &str,
+    ) -> Result<Self, AccessError> {
+        // Checks the URLs and the access now; the connections are made on first use.
+        connect::cluster_builder(urls, access)?;
+        Ok(Self {
+            link: Link::Cluster {
+                urls: urls.to_vec(),
+                access: access.clone(),
+                publisher: Arc::new(Mutex::new(None)),
+            },
+            keys: Keys::new(key_prefix),
+            node: node.to_owned(),
         })
     }
 
     /// Tells other nodes that `stream` got messages `first..=seq`. Best effort.
     pub async fn announce(&self, stream: &str, first: u64, seq: u64) {
-        let mut guard = self.publisher.lock().await;
-        if guard.is_none() {
-            match self.client.get_multiplexed_async_connection().await {
-                Ok(c) => *guard = Some(c),
-                Err(e) => {
-                    tracing::debug!(error = %e, "event bus: cannot connect to announce");
-                    return;
+        let msg = format!("{}\t{stream}\t{seq}\t{first}", self.node);
+        match &self.link {
+            Link::Single { client, publisher } => {
+                let mut guard = publisher.lock().await;
+                if guard.is_none() {
+                    match client.get_multiplexed_async_connection().await {
+                        Ok(c) => *guard = Some(c),
+                        Err(e) => {
+                            tracing::debug!(error = %e, "event bus: cannot connect to announce");
+                            return;
+                        }
+                    }
+                }
+                let Some(conn) = guard.as_mut() else { return };
+                let sent: Result<i64, _> = redis::cmd("PUBLISH")
+                    .arg(self.keys.events())
+                    .arg(msg)
+                    .query_async(conn)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "event bus: announce failed");
+                    *guard = None;
                 }
             }
-        }
-        let Some(conn) = guard.as_mut() else { return };
-        let msg = format!("{}\t{stream}\t{seq}\t{first}", self.node);
-        let sent: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(&self.channel)
-            .arg(msg)
-            .query_async(conn)
-            .await;
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "event bus: announce failed");
-            *guard = None;
+            Link::Cluster {
+                urls,
+                access,
+                publisher,
+            } => {
+                let mut conn = {
+                    let mut guard = publisher.lock().await;
+                    if guard.is_none() {
+                        let made = match connect::cluster_builder(urls, access)
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| b.build().map_err(|e| e.to_string()))
+                        {
+                            Ok(client) => client
+                                .get_async_connection()
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(e),
+                        };
+                        match made {
+                            Ok(c) => *guard = Some(c),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "event bus: cannot connect to announce");
+                                return;
+                            }
+                        }
+                    }
+                    let Some(c) = guard.as_ref() else { return };
+                    c.clone()
+                };
+                // The cluster connection is multiplexed and heals itself: no lock while sending.
+                let sent: Result<i64, _> = redis::cmd("SPUBLISH")
+                    .arg(self.keys.event_shard_of(stream))
+                    .arg(msg)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = %e, "event bus: announce failed");
+                }
+            }
         }
     }
 
@@ -88,41 +203,95 @@ impl EventBus {
     pub async fn listen(self, sink: actix::Recipient<StreamAppended>) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.subscribe(&self.channel).await {
-                    Ok(()) => {
-                        tracing::info!(channel = %self.channel, "event bus listening");
-                        backoff = Duration::from_millis(100);
-                        let mut messages = pubsub.on_message();
-                        while let Some(msg) = messages.next().await {
-                            let Ok(text) = msg.get_payload::<String>() else {
-                                continue;
-                            };
-                            let mut parts = text.splitn(4, '\t');
-                            let (Some(node), Some(stream), Some(seq)) =
-                                (parts.next(), parts.next(), parts.next())
-                            else {
-                                continue;
-                            };
-                            if node == self.node {
-                                continue;
-                            }
-                            let Ok(seq) = seq.parse() else { continue };
-                            let first = parts.next().and_then(|f| f.parse().ok()).unwrap_or(seq);
-                            sink.do_send(StreamAppended {
-                                stream: stream.to_owned(),
-                                seq,
-                                first,
-                            });
-                        }
-                        tracing::warn!("event bus connection lost; reconnecting");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "event bus: subscribe failed"),
-                },
-                Err(e) => tracing::debug!(error = %e, "event bus: cannot connect"),
+            let result = match &self.link {
+                Link::Single { client, .. } => self.listen_single(client, &sink).await,
+                Link::Cluster { urls, access, .. } => {
+                    self.listen_cluster(urls, access, &sink).await
+                }
+            };
+            match result {
+                // Connected and then lost: start over quickly.
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => tracing::debug!(error = %e, "event bus: cannot listen"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
+    }
+
+    async fn listen_single(
+        &self,
+        client: &redis::Client,
+        sink: &actix::Recipient<StreamAppended>,
+    ) -> Result<(), String> {
+        let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
+        pubsub
+            .subscribe(self.keys.events())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(channel = %self.keys.events(), "event bus listening");
+        let mut messages = pubsub.on_message();
+        while let Some(msg) = messages.next().await {
+            let Ok(text) = msg.get_payload::<String>() else {
+                continue;
+            };
+            if let Some(event) = parse(&text, &self.node) {
+                sink.do_send(event);
+            }
+        }
+        tracing::warn!("event bus connection lost; reconnecting");
+        Ok(())
+    }
+
+    async fn listen_cluster(
+        &self,
+        urls: &[String],
+        access: &RedisAccess,
+        sink: &actix::Recipient<StreamAppended>,
+    ) -> Result<(), String> {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<PushInfo>(PUSH_BUFFER);
+        let client = connect::cluster_builder(urls, access)
+            .map_err(|e| e.to_string())?
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(move |push: PushInfo| match tx.try_send(push) {
+                Ok(()) => Ok(()),
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    metrics::counter!("mailbox_event_bus_dropped_total").increment(1);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            })
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| e.to_string())?;
+        // One channel at a time: each lives in its own slot, usually on its own node.
+        for channel in self.keys.event_shards() {
+            conn.ssubscribe(&channel).await.map_err(|e| e.to_string())?;
+        }
+        tracing::info!(
+            channels = self.keys.event_shards().len(),
+            "event bus listening (sharded)"
+        );
+        while let Some(push) = rx.recv().await {
+            if push.kind != PushKind::SMessage {
+                continue;
+            }
+            let Some(Value::BulkString(payload)) = push.data.get(1) else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(payload) else {
+                continue;
+            };
+            if let Some(event) = parse(text, &self.node) {
+                sink.do_send(event);
+            }
+        }
+        // Never reached while the connection lives (it keeps the sender): it resubscribes by
+        // itself after a reconnect.
+        drop(conn);
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::delivery::DeliveryMeta;
-use super::engine::{Mailboxes, Topics};
+use super::engine::{Intents, Mailboxes, Topics};
 use super::{
     record_id, AppendOutcome, MailboxStats, NewRecord, ReadMark, ReadState, StorageError,
     StoredRecord, Stream, TopicAppend,
@@ -70,6 +70,8 @@ struct State {
     schedule: BTreeSet<(i64, String, u64)>,
     /// Dead letters by id (time-sortable), in the same stored form as the Redis engine's.
     dlq: BTreeMap<String, Vec<u8>>,
+    /// Batch intents: id -> (stored at ms, body).
+    intents: BTreeMap<String, (i64, Vec<u8>)>,
 }
 
 /// Cloning is shallow: every clone shares the same state.
@@ -438,5 +440,39 @@ fn topic_stats(name: &str, tp: &Mailbox) -> TopicStats {
             retention_max_len: tp.config.max_len,
             retention_seconds: tp.config.retention_seconds,
         },
+    }
+}
+
+#[async_trait]
+impl Intents for MemoryEngine {
+    async fn intent_put(&self, id: &str, body: Vec<u8>) -> Result<(), StorageError> {
+        self.lock()
+            .intents
+            .insert(id.to_owned(), (Utc::now().timestamp_millis(), body));
+        Ok(())
+    }
+
+    async fn intent_delete(&self, id: &str) -> Result<bool, StorageError> {
+        Ok(self.lock().intents.remove(id).is_some())
+    }
+
+    async fn intents_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let state = self.lock();
+        let mut due: Vec<(i64, &String, &Vec<u8>)> = state
+            .intents
+            .iter()
+            .filter(|(_, (at, _))| *at < before_ms)
+            .map(|(id, (at, body))| (*at, id, body))
+            .collect();
+        due.sort();
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|(_, id, body)| (id.clone(), body.clone()))
+            .collect())
     }
 }

@@ -25,16 +25,6 @@ use crate::storage::StorageError;
 /// Quota counters outlive their day by one, so a clock skew between nodes never resets them.
 const QUOTA_KEEP_SECONDS: u64 = 2 * 86_400;
 
-impl RedisEngine {
-    fn agents_key(&self) -> String {
-        self.global("admin:agents")
-    }
-
-    fn audit_key(&self) -> String {
-        self.global("audit")
-    }
-}
-
 fn decode_agent(json: &[u8]) -> Result<AgentRecord, StorageError> {
     serde_json::from_slice(json).map_err(|e| StorageError::Corrupt(format!("agent record: {e}")))
 }
@@ -59,7 +49,7 @@ impl Admin for RedisEngine {
         let created: i64 = self
             .timed(
                 redis::cmd("HSETNX")
-                    .arg(self.agents_key())
+                    .arg(self.keys.admin_agents())
                     .arg(&agent.id)
                     .arg(json)
                     .query_async(&mut c),
@@ -73,7 +63,7 @@ impl Admin for RedisEngine {
         let json: Option<Vec<u8>> = self
             .timed(
                 redis::cmd("HGET")
-                    .arg(self.agents_key())
+                    .arg(self.keys.admin_agents())
                     .arg(id)
                     .query_async(&mut c),
             )
@@ -86,7 +76,7 @@ impl Admin for RedisEngine {
         let all: HashMap<String, Vec<u8>> = self
             .timed(
                 redis::cmd("HGETALL")
-                    .arg(self.agents_key())
+                    .arg(self.keys.admin_agents())
                     .query_async(&mut c),
             )
             .await?;
@@ -103,7 +93,7 @@ impl Admin for RedisEngine {
         let n: i64 = self
             .timed(
                 redis::cmd("HDEL")
-                    .arg(self.agents_key())
+                    .arg(self.keys.admin_agents())
                     .arg(id)
                     .query_async(&mut c),
             )
@@ -117,7 +107,7 @@ impl Admin for RedisEngine {
         let mut c = self.conn().await?;
         self.timed(
             redis::cmd("XADD")
-                .arg(self.audit_key())
+                .arg(self.keys.audit())
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(max_len.max(1))
@@ -146,7 +136,7 @@ impl Admin for RedisEngine {
             let reply: StreamRangeReply = self
                 .timed(
                     redis::cmd("XREVRANGE")
-                        .arg(self.audit_key())
+                        .arg(self.keys.audit())
                         .arg(end)
                         .arg(&start)
                         .arg("COUNT")
@@ -185,7 +175,7 @@ impl Admin for RedisEngine {
             .timed(
                 self.scripts
                     .gcra
-                    .key(self.global(&format!("rate:{{{key}}}")))
+                    .key(self.keys.rate(key))
                     .arg(n)
                     .arg(interval_ms)
                     .arg(rate.burst)
@@ -207,7 +197,7 @@ impl Admin for RedisEngine {
             .timed(
                 self.scripts
                     .quota
-                    .key(self.global(&format!("quota:{{{agent}}}:{}", take.day)))
+                    .key(self.keys.quota(agent, take.day))
                     .arg(take.messages)
                     .arg(take.bytes)
                     .arg(take.caps.messages_per_day)
@@ -225,20 +215,21 @@ impl Admin for RedisEngine {
 
     async fn counts(&self) -> Result<StoreCounts, StorageError> {
         let mut c = self.conn().await?;
-        let (mailboxes, topics, dead_letters, agents): (u64, u64, u64, u64) = self
-            .timed(
-                redis::pipe()
-                    .cmd("SCARD")
-                    .arg(self.global("agents"))
-                    .cmd("ZCARD")
-                    .arg(self.global("topics"))
-                    .cmd("ZCARD")
-                    .arg(self.global("dlq:ids"))
-                    .cmd("HLEN")
-                    .arg(self.agents_key())
-                    .query_async(&mut c),
-            )
+        let count = |cmd: &str, key: String| {
+            let mut c = redis::cmd(cmd);
+            c.arg(&key);
+            (key, c)
+        };
+        let replies = self
+            .timed(c.spread_all(vec![
+                count("SCARD", self.keys.agents()),
+                count("ZCARD", self.keys.topics()),
+                count("ZCARD", self.keys.dlq_ids()),
+                count("HLEN", self.keys.admin_agents()),
+            ]))
             .await?;
+        let n = |i: usize| replies.get(i).and_then(super::as_u64).unwrap_or_default();
+        let (mailboxes, topics, dead_letters, agents) = (n(0), n(1), n(2), n(3));
         Ok(StoreCounts {
             mailboxes,
             topics,

@@ -6,7 +6,7 @@
 use chrono::Utc;
 use redis::Value;
 
-use super::{as_string, as_u64, corrupt, delivery, RedisEngine};
+use super::{as_string, as_u64, corrupt, delivery, Conn, RedisEngine};
 use crate::storage::delivery::Buried;
 use crate::storage::{AppendOutcome, Appended, NewRecord, StorageError, StoredRecord, Stream};
 
@@ -85,7 +85,7 @@ impl RedisEngine {
             "meta", "msgs", "ids", "ready", "dm", "att", "flight", "wait", "dead",
         ]
         .iter()
-        .map(|part| self.stream_key(stream, part))
+        .map(|part| self.keys.stream(stream, part))
         .collect();
         let mut args: Vec<Vec<u8>> = vec![
             default_max_len.to_string().into_bytes(),
@@ -97,7 +97,7 @@ impl RedisEngine {
             args.push(r.record.clone());
             match &r.idempotency {
                 Some(k) => {
-                    keys.push(self.stream_key(stream, &format!("idem:{k}")));
+                    keys.push(self.keys.stream(stream, &format!("idem:{k}")));
                     args.push(keys.len().to_string().into_bytes());
                 }
                 None => args.push(b"0".to_vec()),
@@ -149,7 +149,7 @@ impl RedisEngine {
     /// expiring records and the dead-letter queue for evicted ones awaiting an ack.
     async fn finish_append(
         &self,
-        c: &mut deadpool_redis::Connection,
+        c: &mut Conn,
         stream: &Stream,
         script: ScriptAppend,
     ) -> AppendOutcome {
@@ -175,33 +175,47 @@ impl RedisEngine {
             .iter()
             .map(|(m, _)| Stream::Mailbox(m.clone()))
             .collect();
-        let mut p = redis::pipe();
-        p.ignore_errors();
+        // One script call per mailbox, then the agents: on a cluster they go out as one
+        // pipeline per slot, all at once (see `Conn::spread`).
+        let mut cmds = Vec::with_capacity(items.len() + 1);
         for (stream, (_, records)) in streams.iter().zip(&items) {
             let (keys, args) = self.append_parts(stream, records, default_max_len, None);
-            p.cmd("EVALSHA")
-                .arg(self.scripts.append.get_hash())
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(self.scripts.append.get_hash())
                 .arg(keys.len())
-                .arg(keys)
+                .arg(&keys)
                 .arg(args);
+            cmds.push((keys[0].clone(), cmd));
         }
-        p.cmd("SADD").arg(format!("{}:agents", self.prefix));
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(self.keys.agents());
         for (m, _) in &items {
-            p.arg(m);
+            sadd.arg(m);
         }
+        cmds.push((self.keys.agents(), sadd));
         let mut c = self.conn().await?;
-        let mut replies: Vec<redis::RedisResult<Value>> = self.timed(p.query_async(&mut c)).await?;
-        let no_script = replies.iter().any(|r| {
-            r.as_ref().is_err_and(|e| {
-                e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+        let mut replies = self.timed(c.spread(cmds.clone())).await?;
+        let missing: Vec<usize> = replies
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.as_ref().is_err_and(|e| {
+                    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+                })
             })
-        });
-        if no_script {
-            // Redis lost its scripts (restart, SCRIPT FLUSH): no append ran. Load, go again.
+            .map(|(i, _)| i)
+            .collect();
+        if !missing.is_empty() {
+            // A Redis lost its scripts (restart, SCRIPT FLUSH): those appends did not run. Load
+            // (on a cluster `SCRIPT LOAD` goes to every node) and run just those again.
             let _: String = self
                 .timed(self.scripts.append.prepare_invoke().load_async(&mut c))
                 .await?;
-            replies = self.timed(p.query_async(&mut c)).await?;
+            let again: Vec<_> = missing.iter().map(|&i| cmds[i].clone()).collect();
+            let redone = self.timed(c.spread(again)).await?;
+            for (i, r) in missing.into_iter().zip(redone) {
+                replies[i] = r;
+            }
         }
         let mut out = Vec::with_capacity(streams.len());
         for (stream, r) in streams.iter().zip(replies) {

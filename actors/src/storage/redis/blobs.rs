@@ -20,12 +20,6 @@ use crate::model::BlobMeta;
 use crate::storage::engine::Blobs;
 use crate::storage::StorageError;
 
-impl RedisEngine {
-    fn blob_key(&self, id: &str, part: &str) -> String {
-        format!("{}:blob:{{{id}}}:{part}", self.prefix)
-    }
-}
-
 fn meta_from(id: &str, mut h: HashMap<String, String>) -> Result<Option<BlobMeta>, StorageError> {
     if h.is_empty() {
         return Ok(None);
@@ -62,7 +56,7 @@ impl Blobs for RedisEngine {
         bytes: Vec<u8>,
         expires_at_ms: i64,
     ) -> Result<(), StorageError> {
-        let data = self.blob_key(id, "data");
+        let data = self.keys.blob(id, "data");
         // With encryption at rest on, the chunk is sealed (associated data: blob id and index).
         let bytes = crate::storage::cipher::seal_chunk(id, index, bytes)?;
         let mut p = redis::pipe();
@@ -86,7 +80,7 @@ impl Blobs for RedisEngine {
         let stored: Option<Vec<u8>> = self
             .timed(
                 redis::cmd("HGET")
-                    .arg(self.blob_key(id, "data"))
+                    .arg(self.keys.blob(id, "data"))
                     .arg(index)
                     .query_async(&mut c),
             )
@@ -97,7 +91,7 @@ impl Blobs for RedisEngine {
     }
 
     async fn blob_commit(&self, meta: BlobMeta, expires_at_ms: i64) -> Result<(), StorageError> {
-        let key = self.blob_key(&meta.id, "meta");
+        let key = self.keys.blob(&meta.id, "meta");
         let mut p = redis::pipe();
         p.atomic()
             .cmd("HSET")
@@ -115,7 +109,7 @@ impl Blobs for RedisEngine {
             .arg("created_at")
             .arg(meta.created_at.timestamp_millis())
             .ignore();
-        for k in [key.clone(), self.blob_key(&meta.id, "data")] {
+        for k in [key.clone(), self.keys.blob(&meta.id, "data")] {
             p.cmd("PEXPIREAT").arg(k).arg(expires_at_ms).ignore();
         }
         let mut c = self.conn().await?;
@@ -128,7 +122,7 @@ impl Blobs for RedisEngine {
         let h: HashMap<String, String> = self
             .timed(
                 redis::cmd("HGETALL")
-                    .arg(self.blob_key(id, "meta"))
+                    .arg(self.keys.blob(id, "meta"))
                     .query_async(&mut c),
             )
             .await?;
@@ -136,8 +130,8 @@ impl Blobs for RedisEngine {
     }
 
     async fn blob_retain(&self, id: &str, until_ms: Option<i64>) -> Result<bool, StorageError> {
-        let mut inv = self.scripts.blob_retain.key(self.blob_key(id, "meta"));
-        inv.key(self.blob_key(id, "data"))
+        let mut inv = self.scripts.blob_retain.key(self.keys.blob(id, "meta"));
+        inv.key(self.keys.blob(id, "data"))
             .arg(until_ms.map_or_else(String::new, |u| u.to_string()))
             .arg(Utc::now().timestamp_millis());
         let mut c = self.conn().await?;
@@ -150,8 +144,8 @@ impl Blobs for RedisEngine {
         let _: i64 = self
             .timed(
                 redis::cmd("DEL")
-                    .arg(self.blob_key(id, "data"))
-                    .arg(self.blob_key(id, "meta"))
+                    .arg(self.keys.blob(id, "data"))
+                    .arg(self.keys.blob(id, "meta"))
                     .query_async(&mut c),
             )
             .await?;

@@ -1,8 +1,8 @@
 //! How the broker reaches Redis: the URL (`redis://` or `rediss://` for TLS, possibly with an
 //! ACL user and password), plus [`RedisAccess`]: a password read from a file (a mounted Secret,
 //! so it never sits in a config file or the environment) and the CA that signs the Redis
-//! server's certificate. Every Redis client the broker makes (the pool, the event bus, and any
-//! other client kind such as a cluster client) is built from [`connection_info`] so each gets the
+//! server's certificate. Every Redis client the broker makes (the pool, the event bus, the cluster
+//! clients through [`cluster_builder`]) is built from [`connection_info`] so each gets the
 //! same password and TLS settings; nothing ever falls back to plaintext.
 //!
 //! The password never reaches a log line: [`redact`] is what may be printed of a URL, and
@@ -120,6 +120,39 @@ pub fn client_for(url: &str, access: &RedisAccess) -> Result<redis::Client, Acce
         url: redact(url),
         cause: e.to_string(),
     })
+}
+
+/// A cluster client builder for the seed `urls` with `access` applied to every node the
+/// cluster client reaches (it takes user, password and TLS mode from the first seed, so every
+/// seed must agree; the CA goes to the builder, which uses it for every node it discovers).
+pub fn cluster_builder(
+    urls: &[String],
+    access: &RedisAccess,
+) -> Result<redis::cluster::ClusterClientBuilder, AccessError> {
+    // Each URL checked exactly as a single-node client would be (CA without TLS, bad URL).
+    for url in urls {
+        connection_info(url, access)?;
+    }
+    let password_only = RedisAccess {
+        password: access.password.clone(),
+        tls_ca: None,
+    };
+    let infos = urls
+        .iter()
+        .map(|u| connection_info(u, &password_only))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builder = redis::cluster::ClusterClientBuilder::new(infos);
+    if let Some(path) = &access.tls_ca {
+        let pem = std::fs::read(path).map_err(|e| AccessError::Ca {
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        builder = builder.certs(TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem),
+        });
+    }
+    Ok(builder)
 }
 
 /// Whether a Redis failure is Redis (or its TLS layer) refusing us rather than being away: a

@@ -6,10 +6,9 @@
 
 use async_trait::async_trait;
 use chrono::Utc;
-use deadpool_redis::Connection;
 use redis::{ScriptInvocation, Value};
 
-use super::{as_string, as_u64, corrupt, RedisEngine};
+use super::{as_string, as_u64, corrupt, Conn, RedisEngine};
 use crate::storage::delivery::{
     count_dead, Buried, DeadReason, DeliverySettings, DueReport, Handed, NackOutcome,
 };
@@ -70,9 +69,12 @@ impl RedisEngine {
         now: i64,
         settings: &DeliverySettings,
     ) -> ScriptInvocation<'_> {
-        let mut inv = self.scripts.delivery.key(self.key(mailbox, "msgs"));
+        let mut inv = self
+            .scripts
+            .delivery
+            .key(self.keys.mailbox(mailbox, "msgs"));
         for part in ["ready", "dm", "att", "flight", "wait", "dead", "ids"] {
-            inv.key(self.key(mailbox, part));
+            inv.key(self.keys.mailbox(mailbox, part));
         }
         inv.arg(op)
             .arg(now)
@@ -88,7 +90,7 @@ impl RedisEngine {
     /// Runs a delivery call: its result, and the dead letters it put into the outbox.
     async fn run_delivery(
         &self,
-        c: &mut Connection,
+        c: &mut Conn,
         inv: &ScriptInvocation<'_>,
     ) -> Result<(Value, Vec<Buried>), StorageError> {
         let reply: Value = self.timed(inv.invoke_async(c)).await?;
@@ -105,17 +107,12 @@ impl RedisEngine {
     /// Adds retry-schedule entries; an earlier entry already there is kept. The mailbox's state
     /// is already updated, so a failure here is logged rather than answered: the periodic
     /// reconciliation puts the entries back.
-    pub(super) async fn schedule_at(
-        &self,
-        c: &mut Connection,
-        mailbox: &str,
-        entries: &[(u64, i64)],
-    ) {
+    pub(super) async fn schedule_at(&self, c: &mut Conn, mailbox: &str, entries: &[(u64, i64)]) {
         if entries.is_empty() {
             return;
         }
         let mut cmd = redis::cmd("ZADD");
-        cmd.arg(self.global("retry")).arg("LT");
+        cmd.arg(self.keys.retry()).arg("LT");
         for (seq, due) in entries {
             cmd.arg(*due).arg(member(mailbox, *seq));
         }
@@ -126,12 +123,7 @@ impl RedisEngine {
 
     /// Copies outbox entries into the dead-letter queue, then drops them from the outbox. A
     /// failure is logged and left for the reconciliation: the outbox still holds the entry.
-    pub(super) async fn flush_buried(
-        &self,
-        c: &mut Connection,
-        mailbox: &str,
-        buried: Vec<Buried>,
-    ) {
+    pub(super) async fn flush_buried(&self, c: &mut Conn, mailbox: &str, buried: Vec<Buried>) {
         for b in buried {
             if let Err(e) = self.flush_one(c, mailbox, &b).await {
                 tracing::warn!(error = %e, mailbox, seq = b.seq, "dead letter left in the outbox; retried later");
@@ -139,35 +131,29 @@ impl RedisEngine {
         }
     }
 
-    async fn flush_one(
-        &self,
-        c: &mut Connection,
-        mailbox: &str,
-        b: &Buried,
-    ) -> Result<(), StorageError> {
+    async fn flush_one(&self, c: &mut Conn, mailbox: &str, b: &Buried) -> Result<(), StorageError> {
         let (id, stored) = b.encode(mailbox)?;
         let seq = b.seq.to_string();
-        let mut p = redis::pipe();
-        p.cmd("SET")
-            .arg(self.global(&format!("dlq:dl:{id}")))
-            .arg(stored)
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.global("dlq:ids"))
-            .arg(0)
-            .arg(&id)
-            .ignore()
-            .cmd("ZADD")
-            .arg(self.global(&format!("dlq:by:{mailbox}")))
-            .arg(0)
-            .arg(&id)
-            .ignore()
-            .cmd("HDEL")
-            .arg(self.key(mailbox, "dead"))
-            .arg(&seq)
-            .arg(format!("{seq}:r"))
-            .ignore();
-        let () = self.timed(p.query_async(c)).await?;
+        let body = self.keys.dlq_body(&id);
+        let by = self.keys.dlq_by(mailbox);
+        let outbox = self.keys.mailbox(mailbox, "dead");
+        let mut set = redis::cmd("SET");
+        set.arg(&body).arg(stored);
+        let mut index = redis::cmd("ZADD");
+        index.arg(self.keys.dlq_ids()).arg(0).arg(&id);
+        let mut by_mailbox = redis::cmd("ZADD");
+        by_mailbox.arg(&by).arg(0).arg(&id);
+        let mut hdel = redis::cmd("HDEL");
+        hdel.arg(&outbox).arg(&seq).arg(format!("{seq}:r"));
+        // Body, then indexes, then the outbox entry goes: a failure at any step leaves the
+        // outbox entry, and the reconciliation repeats the same writes under the same id.
+        self.timed(c.ordered(vec![
+            (body, set),
+            (self.keys.dlq_ids(), index),
+            (by, by_mailbox),
+            (outbox, hdel),
+        ]))
+        .await?;
         count_dead(b.reason);
         tracing::info!(dead_letter = %id, mailbox, seq = b.seq, reason = b.reason.as_str(), "dead-lettered");
         Ok(())
@@ -177,7 +163,7 @@ impl RedisEngine {
     /// the dead letters it made.
     async fn settle(
         &self,
-        c: &mut Connection,
+        c: &mut Conn,
         mailbox: &str,
         seq: u64,
         now: i64,
@@ -263,7 +249,7 @@ impl Delivery for RedisEngine {
         // A stale entry left by a failure here only makes the scheduler look once, find
         // nothing due and drop it.
         let mut zrem = redis::cmd("ZREM");
-        zrem.arg(self.global("retry")).arg(member(mailbox, seq));
+        zrem.arg(self.keys.retry()).arg(member(mailbox, seq));
         if let Err(e) = self.timed(zrem.query_async::<i64>(&mut c)).await {
             tracing::debug!(error = %e, mailbox, seq, "retry entry of an acked message left");
         }
@@ -321,7 +307,7 @@ impl Delivery for RedisEngine {
         let due: Vec<(String, f64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.global("retry"))
+                    .arg(self.keys.retry())
                     .arg("-inf")
                     .arg(now)
                     .arg("WITHSCORES")
@@ -358,7 +344,7 @@ impl Delivery for RedisEngine {
                     }
                 }
             };
-            let mut inv = self.scripts.schedule.key(self.global("retry"));
+            let mut inv = self.scripts.schedule.key(self.keys.retry());
             inv.arg(&entry)
                 .arg(score)
                 .arg(next.map(|n| n.to_string()).unwrap_or_default());
@@ -372,22 +358,22 @@ impl Delivery for RedisEngine {
         let mut c = self.conn().await?;
         let mut scheduled = 0;
         for chunk in agents.chunks(RECONCILE_CHUNK) {
-            let mut p = redis::pipe();
+            let mut cmds = Vec::with_capacity(chunk.len() * 3);
             for a in chunk {
-                p.cmd("ZRANGE")
-                    .arg(self.key(a, "flight"))
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .cmd("ZRANGE")
-                    .arg(self.key(a, "wait"))
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .cmd("HLEN")
-                    .arg(self.key(a, "dead"));
+                let tag = self.keys.mailbox(a, "flight");
+                for part in ["flight", "wait"] {
+                    let mut z = redis::cmd("ZRANGE");
+                    z.arg(self.keys.mailbox(a, part))
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES");
+                    cmds.push((tag.clone(), z));
+                }
+                let mut hlen = redis::cmd("HLEN");
+                hlen.arg(self.keys.mailbox(a, "dead"));
+                cmds.push((tag, hlen));
             }
-            let replies: Vec<Value> = self.timed(p.query_async(&mut c)).await?;
+            let replies = self.timed(c.spread_all(cmds)).await?;
             for (a, r) in chunk.iter().zip(replies.chunks(3)) {
                 let [flight, wait, dead] = r else {
                     return Err(corrupt("reconcile"));
@@ -400,7 +386,7 @@ impl Delivery for RedisEngine {
                     let outbox: Vec<(String, Vec<u8>)> = self
                         .timed(
                             redis::cmd("HGETALL")
-                                .arg(self.key(a, "dead"))
+                                .arg(self.keys.mailbox(a, "dead"))
                                 .query_async(&mut c),
                         )
                         .await?;

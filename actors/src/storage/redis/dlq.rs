@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use super::{corrupt, RedisEngine};
+use super::{corrupt, Conn, RedisEngine};
 use crate::storage::delivery::{
     decode_dead, id_floor, DeadPage, DeadQuery, MAX_DEAD_PAGE, MAX_DEAD_SCAN,
 };
@@ -16,27 +16,26 @@ use crate::storage::{DeadLetter, StorageError};
 const PURGE_CHUNK: usize = 500;
 
 impl RedisEngine {
-    fn dlq_body(&self, id: &str) -> String {
-        self.global(&format!("dlq:dl:{id}"))
-    }
-
     /// Drops the index entries, then the body.
     async fn dlq_remove(
         &self,
-        c: &mut deadpool_redis::Connection,
+        c: &mut Conn,
         id: &str,
         mailbox: Option<&str>,
     ) -> Result<(), StorageError> {
-        let mut p = redis::pipe();
-        p.cmd("ZREM").arg(self.global("dlq:ids")).arg(id).ignore();
+        let mut cmds = Vec::with_capacity(3);
+        let mut zrem = redis::cmd("ZREM");
+        zrem.arg(self.keys.dlq_ids()).arg(id);
+        cmds.push((self.keys.dlq_ids(), zrem));
         if let Some(m) = mailbox {
-            p.cmd("ZREM")
-                .arg(self.global(&format!("dlq:by:{m}")))
-                .arg(id)
-                .ignore();
+            let mut zrem = redis::cmd("ZREM");
+            zrem.arg(self.keys.dlq_by(m)).arg(id);
+            cmds.push((self.keys.dlq_by(m), zrem));
         }
-        p.cmd("DEL").arg(self.dlq_body(id)).ignore();
-        let () = self.timed(p.query_async(c)).await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(self.keys.dlq_body(id));
+        cmds.push((self.keys.dlq_body(id), del));
+        self.timed(c.ordered(cmds)).await?;
         Ok(())
     }
 }
@@ -45,8 +44,8 @@ impl RedisEngine {
 impl DeadLetters for RedisEngine {
     async fn dlq_list(&self, q: DeadQuery) -> Result<DeadPage, StorageError> {
         let index = match &q.mailbox {
-            Some(m) => self.global(&format!("dlq:by:{m}")),
-            None => self.global("dlq:ids"),
+            Some(m) => self.keys.dlq_by(m),
+            None => self.keys.dlq_ids(),
         };
         let limit = q.limit.clamp(1, MAX_DEAD_PAGE);
         let chunk = (limit * 2).clamp(100, MAX_DEAD_PAGE);
@@ -76,7 +75,7 @@ impl DeadLetters for RedisEngine {
             let exhausted = ids.len() < chunk;
             let mut get = redis::cmd("MGET");
             for id in &ids {
-                get.arg(self.dlq_body(id));
+                get.arg(self.keys.dlq_body(id));
             }
             let bodies: Vec<Option<Vec<u8>>> = self.timed(get.query_async(&mut c)).await?;
             for (id, body) in ids.into_iter().zip(bodies) {
@@ -103,7 +102,11 @@ impl DeadLetters for RedisEngine {
     async fn dlq_get(&self, id: &str) -> Result<Option<DeadLetter>, StorageError> {
         let mut c = self.conn().await?;
         let body: Option<Vec<u8>> = self
-            .timed(redis::cmd("GET").arg(self.dlq_body(id)).query_async(&mut c))
+            .timed(
+                redis::cmd("GET")
+                    .arg(self.keys.dlq_body(id))
+                    .query_async(&mut c),
+            )
             .await?;
         body.map(|b| decode_dead(&b)).transpose()
     }
@@ -125,7 +128,7 @@ impl DeadLetters for RedisEngine {
             let ids: Vec<String> = self
                 .timed(
                     redis::cmd("ZRANGEBYLEX")
-                        .arg(self.global("dlq:ids"))
+                        .arg(self.keys.dlq_ids())
                         .arg("-")
                         .arg(&floor)
                         .arg("LIMIT")
@@ -141,7 +144,7 @@ impl DeadLetters for RedisEngine {
                 let body: Option<Vec<u8>> = self
                     .timed(
                         redis::cmd("GET")
-                            .arg(self.dlq_body(&id))
+                            .arg(self.keys.dlq_body(&id))
                             .query_async(&mut c),
                     )
                     .await?;
@@ -163,7 +166,7 @@ impl DeadLetters for RedisEngine {
         let n: Option<u64> = self
             .timed(
                 redis::cmd("ZCARD")
-                    .arg(self.global("dlq:ids"))
+                    .arg(self.keys.dlq_ids())
                     .query_async(&mut c),
             )
             .await?;

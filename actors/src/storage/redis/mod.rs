@@ -1,4 +1,6 @@
-//! The Redis engine. Every key of one mailbox shares the hash tag `{<name>}`, so each mailbox's
+//! The Redis engine, on one Redis or on a Redis Cluster (`conn.rs`: one connection type for both;
+//! pipelines that span slots go through `Conn::spread`/`Conn::ordered`). Every key name is in
+//! `keys.rs`. Every key of one mailbox shares the hash tag `{<name>}`, so each mailbox's
 //! multi-key updates run as one Lua script in one Redis Cluster slot.
 //!
 //! Layout (`P` = `redis.key_prefix`):
@@ -17,8 +19,8 @@
 //!   `<seq>:r` -> record; emptied into the queue below
 //! - `P:agents`          set: every agent that has a mailbox (broadcast targets)
 //!
-//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`. Blobs
-//! (`P:blob:{<id>}:data`, `P:blob:{<id>}:meta`): see `blobs.rs`.
+//! Admin keys (agents, audit trail, rate and quota counters): see `admin.rs`; batch intents:
+//! `intents.rs`. Blobs (`P:blob:{<id>}:data`, `P:blob:{<id>}:meta`): see `blobs.rs`.
 //!
 //! Topic histories use the same stream layout under their own key space (`P:tp:{name}:meta`,
 //! `:msgs`, `:ids`, `:idem:*`; `meta` holds `max_len` = retention_max_len, `overflow` =
@@ -39,17 +41,22 @@
 mod admin;
 mod append;
 mod blobs;
+mod conn;
 pub mod connect;
 mod delivery;
 mod dlq;
+mod intents;
+pub mod keys;
 mod topics;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{TimeZone, Utc};
-use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
 use redis::{Script, Value};
+
+use conn::{Backend, Conn};
+use keys::Keys;
 
 use super::engine::Mailboxes;
 use super::{
@@ -61,6 +68,8 @@ use crate::model::{MailboxConfig, Overflow};
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
     pub url: String,
+    /// Seed nodes of a Redis Cluster (`redis.cluster_urls`); when set, `url` is not used.
+    pub cluster_urls: Vec<String>,
     /// Password file and TLS trust applied to `url` (see [`connect`]).
     pub access: connect::RedisAccess,
     pub pool_size: usize,
@@ -86,8 +95,8 @@ struct Scripts {
 /// Cloning is shallow: the pool and scripts are shared.
 #[derive(Clone)]
 pub struct RedisEngine {
-    pool: Pool,
-    prefix: String,
+    backend: Backend,
+    keys: Keys,
     timeout: Duration,
     scripts: std::sync::Arc<Scripts>,
 }
@@ -115,24 +124,12 @@ fn corrupt(what: &str) -> StorageError {
 }
 
 impl RedisEngine {
-    /// Builds the pool. Connections are made lazily, so this succeeds while Redis is down.
+    /// Builds the pool (or the cluster client). Connections are made lazily, so this succeeds
+    /// while Redis is down.
     pub fn new(settings: &RedisSettings) -> Result<Self, StorageError> {
-        let info = connect::connection_info(&settings.url, &settings.access)?;
-        let manager = deadpool_redis::Manager::new(info)?;
-        let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
-        pool_cfg.timeouts = Timeouts {
-            wait: Some(settings.command_timeout),
-            create: Some(settings.command_timeout),
-            recycle: Some(settings.command_timeout),
-        };
-        let pool = Pool::builder(manager)
-            .config(pool_cfg)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
         Ok(Self {
-            pool,
-            prefix: settings.key_prefix.clone(),
+            backend: Backend::connect(settings)?,
+            keys: Keys::new(&settings.key_prefix),
             timeout: settings.command_timeout,
             scripts: std::sync::Arc::new(Scripts {
                 append: Script::new(include_str!("../scripts/append.lua")),
@@ -150,25 +147,13 @@ impl RedisEngine {
         })
     }
 
-    fn key(&self, mailbox: &str, part: &str) -> String {
-        format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+    /// Whether this engine runs on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.backend.is_cluster()
     }
 
-    /// A key of a mailbox or a topic history.
-    fn stream_key(&self, stream: &Stream, part: &str) -> String {
-        match stream {
-            Stream::Mailbox(name) => self.key(name, part),
-            Stream::Topic(name) => format!("{}:tp:{{{name}}}:{part}", self.prefix),
-        }
-    }
-
-    /// A key outside every mailbox's slot (retry schedule, dead-letter queue).
-    fn global(&self, part: &str) -> String {
-        format!("{}:{part}", self.prefix)
-    }
-
-    async fn conn(&self) -> Result<deadpool_redis::Connection, StorageError> {
-        Ok(self.pool.get().await?)
+    async fn conn(&self) -> Result<Conn, StorageError> {
+        self.backend.get().await
     }
 
     /// Runs one Redis call under the command timeout.
@@ -182,15 +167,11 @@ impl RedisEngine {
         }
     }
 
-    async fn add_agent(
-        &self,
-        c: &mut deadpool_redis::Connection,
-        mailbox: &str,
-    ) -> Result<(), StorageError> {
+    async fn add_agent(&self, c: &mut Conn, mailbox: &str) -> Result<(), StorageError> {
         let _: i64 = self
             .timed(
                 redis::cmd("SADD")
-                    .arg(format!("{}:agents", self.prefix))
+                    .arg(self.keys.agents())
                     .arg(mailbox)
                     .query_async(c),
             )
@@ -242,7 +223,7 @@ impl Mailboxes for RedisEngine {
         let raw: Vec<(Vec<u8>, f64)> = self
             .timed(
                 redis::cmd("ZRANGEBYSCORE")
-                    .arg(self.stream_key(stream, "msgs"))
+                    .arg(self.keys.stream(stream, "msgs"))
                     .arg(format!("({after}"))
                     .arg(max)
                     .arg("WITHSCORES")
@@ -268,10 +249,10 @@ impl Mailboxes for RedisEngine {
             .timed(
                 redis::pipe()
                     .cmd("HGET")
-                    .arg(self.key(mailbox, "upto"))
+                    .arg(self.keys.mailbox(mailbox, "upto"))
                     .arg(reader)
                     .cmd("SMEMBERS")
-                    .arg(self.key(mailbox, &format!("rd:{reader}")))
+                    .arg(self.keys.mailbox(mailbox, &format!("rd:{reader}")))
                     .query_async(&mut c),
             )
             .await?;
@@ -287,11 +268,14 @@ impl Mailboxes for RedisEngine {
         reader: &str,
         mark: ReadMark,
     ) -> Result<u64, StorageError> {
-        let mut inv = self.scripts.mark_read.key(self.key(mailbox, "meta"));
-        inv.key(self.key(mailbox, "msgs"))
-            .key(self.key(mailbox, "ids"))
-            .key(self.key(mailbox, "upto"))
-            .key(self.key(mailbox, &format!("rd:{reader}")))
+        let mut inv = self
+            .scripts
+            .mark_read
+            .key(self.keys.mailbox(mailbox, "meta"));
+        inv.key(self.keys.mailbox(mailbox, "msgs"))
+            .key(self.keys.mailbox(mailbox, "ids"))
+            .key(self.keys.mailbox(mailbox, "upto"))
+            .key(self.keys.mailbox(mailbox, &format!("rd:{reader}")))
             .arg(reader);
         match mark {
             ReadMark::Ids(ids) => {
@@ -316,12 +300,12 @@ impl Mailboxes for RedisEngine {
     }
 
     async fn stats(&self, mailbox: &str, reader: &str) -> Result<MailboxStats, StorageError> {
-        let mut inv = self.scripts.stats.key(self.key(mailbox, "meta"));
-        inv.key(self.key(mailbox, "msgs"))
-            .key(self.key(mailbox, "upto"))
-            .key(self.key(mailbox, &format!("rd:{reader}")))
-            .key(self.key(mailbox, "flight"))
-            .key(self.key(mailbox, "wait"))
+        let mut inv = self.scripts.stats.key(self.keys.mailbox(mailbox, "meta"));
+        inv.key(self.keys.mailbox(mailbox, "msgs"))
+            .key(self.keys.mailbox(mailbox, "upto"))
+            .key(self.keys.mailbox(mailbox, &format!("rd:{reader}")))
+            .key(self.keys.mailbox(mailbox, "flight"))
+            .key(self.keys.mailbox(mailbox, "wait"))
             .arg(reader);
         let mut c = self.conn().await?;
         let r: Vec<Value> = self.timed(inv.invoke_async(&mut c)).await?;
@@ -346,7 +330,7 @@ impl Mailboxes for RedisEngine {
     }
 
     async fn configure(&self, mailbox: &str, config: MailboxConfig) -> Result<bool, StorageError> {
-        let meta = self.key(mailbox, "meta");
+        let meta = self.keys.mailbox(mailbox, "meta");
         let overflow = match config.overflow {
             Overflow::Reject => "reject",
             Overflow::DropOldest => "drop_oldest",
@@ -363,7 +347,7 @@ impl Mailboxes for RedisEngine {
         let _: i64 = self
             .timed(
                 redis::cmd("HSETNX")
-                    .arg(self.key(mailbox, "meta"))
+                    .arg(self.keys.mailbox(mailbox, "meta"))
                     .arg("created_at")
                     .arg(Utc::now().timestamp_millis())
                     .query_async(&mut c),
@@ -377,26 +361,24 @@ impl Mailboxes for RedisEngine {
         let readers: Vec<String> = self
             .timed(
                 redis::cmd("HKEYS")
-                    .arg(self.key(mailbox, "upto"))
+                    .arg(self.keys.mailbox(mailbox, "upto"))
                     .query_async(&mut c),
             )
             .await?;
         // The seq counter survives, so cursors held by clients never point into a new history.
         let mut p = redis::pipe();
-        p.atomic().cmd("HDEL").arg(self.key(mailbox, "meta")).arg(&[
-            "created_at",
-            "max_len",
-            "overflow",
-            "retention_seconds",
-        ]);
+        p.atomic()
+            .cmd("HDEL")
+            .arg(self.keys.mailbox(mailbox, "meta"))
+            .arg(&["created_at", "max_len", "overflow", "retention_seconds"]);
         let mut del = redis::cmd("DEL");
         for part in [
             "msgs", "ids", "upto", "ready", "dm", "att", "flight", "wait", "dead",
         ] {
-            del.arg(self.key(mailbox, part));
+            del.arg(self.keys.mailbox(mailbox, part));
         }
         for r in readers {
-            del.arg(self.key(mailbox, &format!("rd:{r}")));
+            del.arg(self.keys.mailbox(mailbox, &format!("rd:{r}")));
         }
         p.add_command(del);
         let (fields, n): (u64, u64) = self.timed(p.query_async(&mut c)).await?;
@@ -404,7 +386,7 @@ impl Mailboxes for RedisEngine {
         let _: i64 = self
             .timed(
                 redis::cmd("SREM")
-                    .arg(format!("{}:agents", self.prefix))
+                    .arg(self.keys.agents())
                     .arg(mailbox)
                     .query_async(&mut c),
             )
@@ -417,7 +399,7 @@ impl Mailboxes for RedisEngine {
         let mut names: Vec<String> = self
             .timed(
                 redis::cmd("SMEMBERS")
-                    .arg(format!("{}:agents", self.prefix))
+                    .arg(self.keys.agents())
                     .query_async(&mut c),
             )
             .await?;

@@ -15,33 +15,29 @@ const TRIM_BUDGET: u64 = 10_000;
 const LIST_CHUNK: usize = 200;
 
 impl RedisEngine {
-    fn topics_key(&self) -> String {
-        format!("{}:topics", self.prefix)
-    }
-
-    fn subs_key(&self, part: &str) -> String {
-        format!("{}:{{subs}}:{part}", self.prefix)
-    }
-
     /// Stats of several topics in one round trip; topics without metadata are left out.
     async fn stats_of(&self, names: &[String]) -> Result<Vec<TopicStats>, StorageError> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let mut p = redis::pipe();
+        let mut cmds = Vec::with_capacity(names.len() * 2);
         for name in names {
             let stream = Stream::Topic(name.clone());
-            p.cmd("HMGET")
-                .arg(self.stream_key(&stream, "meta"))
+            let meta = self.keys.stream(&stream, "meta");
+            let mut hmget = redis::cmd("HMGET");
+            hmget
+                .arg(&meta)
                 .arg("seq")
                 .arg("created_at")
                 .arg("max_len")
-                .arg("retention_seconds")
-                .cmd("ZCARD")
-                .arg(self.stream_key(&stream, "msgs"));
+                .arg("retention_seconds");
+            let mut zcard = redis::cmd("ZCARD");
+            zcard.arg(self.keys.stream(&stream, "msgs"));
+            cmds.push((meta.clone(), hmget));
+            cmds.push((meta, zcard));
         }
         let mut c = self.conn().await?;
-        let replies: Vec<Value> = self.timed(p.query_async(&mut c)).await?;
+        let replies = self.timed(c.spread_all(cmds)).await?;
         let mut out = Vec::with_capacity(names.len());
         for (name, pair) in names.iter().zip(replies.chunks(2)) {
             let [Value::Array(meta), total] = pair else {
@@ -83,7 +79,7 @@ impl Topics for RedisEngine {
             let _: i64 = self
                 .timed(
                     redis::cmd("ZADD")
-                        .arg(self.topics_key())
+                        .arg(self.keys.topics())
                         .arg("NX")
                         .arg(0)
                         .arg(topic)
@@ -107,8 +103,8 @@ impl Topics for RedisEngine {
         older_than_ms: Option<i64>,
     ) -> Result<u64, StorageError> {
         let stream = Stream::Topic(topic.to_owned());
-        let mut inv = self.scripts.trim.key(self.stream_key(&stream, "msgs"));
-        inv.key(self.stream_key(&stream, "ids"))
+        let mut inv = self.scripts.trim.key(self.keys.stream(&stream, "msgs"));
+        inv.key(self.keys.stream(&stream, "ids"))
             .arg(max_len.map_or(-1, |m| i64::try_from(m).unwrap_or(i64::MAX)))
             .arg(older_than_ms.unwrap_or(-1))
             .arg(TRIM_BUDGET);
@@ -122,7 +118,7 @@ impl Topics for RedisEngine {
         topic: &str,
         config: TopicConfig,
     ) -> Result<bool, StorageError> {
-        let meta = self.stream_key(&Stream::Topic(topic.to_owned()), "meta");
+        let meta = self.keys.stream(&Stream::Topic(topic.to_owned()), "meta");
         let p = super::settings_pipe(
             &meta,
             "drop_oldest",
@@ -134,7 +130,7 @@ impl Topics for RedisEngine {
         let _: i64 = self
             .timed(
                 redis::cmd("ZADD")
-                    .arg(self.topics_key())
+                    .arg(self.keys.topics())
                     .arg("NX")
                     .arg(0)
                     .arg(topic)
@@ -157,14 +153,14 @@ impl Topics for RedisEngine {
         let stream = Stream::Topic(topic.to_owned());
         let mut del = redis::cmd("DEL");
         for part in ["meta", "msgs", "ids"] {
-            del.arg(self.stream_key(&stream, part));
+            del.arg(self.keys.stream(&stream, part));
         }
         let mut c = self.conn().await?;
         let n: u64 = self.timed(del.query_async(&mut c)).await?;
         let listed: u64 = self
             .timed(
                 redis::cmd("ZREM")
-                    .arg(self.topics_key())
+                    .arg(self.keys.topics())
                     .arg(topic)
                     .query_async(&mut c),
             )
@@ -197,7 +193,7 @@ impl Topics for RedisEngine {
             let names: Vec<String> = self
                 .timed(
                     redis::cmd("ZRANGEBYLEX")
-                        .arg(self.topics_key())
+                        .arg(self.keys.topics())
                         .arg(&lower)
                         .arg(&upper[..])
                         .arg("LIMIT")
@@ -228,9 +224,9 @@ impl Topics for RedisEngine {
         sub: Subscription,
     ) -> Result<(Subscription, bool), StorageError> {
         let json = serde_json::to_string(&sub).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        let mut inv = self.scripts.sub_add.key(self.subs_key("all"));
-        inv.key(self.subs_key("index"))
-            .key(self.subs_key("version"))
+        let mut inv = self.scripts.sub_add.key(self.keys.subs("all"));
+        inv.key(self.keys.subs("index"))
+            .key(self.keys.subs("version"))
             .arg(&sub.id)
             .arg(format!("{} {}", sub.mailbox, sub.pattern))
             .arg(json);
@@ -242,9 +238,9 @@ impl Topics for RedisEngine {
     }
 
     async fn remove_subscription(&self, id: &str) -> Result<Option<Subscription>, StorageError> {
-        let mut inv = self.scripts.sub_remove.key(self.subs_key("all"));
-        inv.key(self.subs_key("index"))
-            .key(self.subs_key("version"))
+        let mut inv = self.scripts.sub_remove.key(self.keys.subs("all"));
+        inv.key(self.keys.subs("index"))
+            .key(self.keys.subs("version"))
             .arg(id);
         let mut c = self.conn().await?;
         let json: Option<String> = self.timed(inv.invoke_async(&mut c)).await?;
@@ -257,7 +253,7 @@ impl Topics for RedisEngine {
         let all: Vec<(String, String)> = self
             .timed(
                 redis::cmd("HGETALL")
-                    .arg(self.subs_key("all"))
+                    .arg(self.keys.subs("all"))
                     .query_async(&mut c),
             )
             .await?;
@@ -279,7 +275,7 @@ impl Topics for RedisEngine {
         let v: Option<u64> = self
             .timed(
                 redis::cmd("GET")
-                    .arg(self.subs_key("version"))
+                    .arg(self.keys.subs("version"))
                     .query_async(&mut c),
             )
             .await?;
