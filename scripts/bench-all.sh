@@ -39,4 +39,29 @@ run ack --consumers 32 --messages "$((N / 3))"
 run catchup --messages "$C" --size 256 --raw-redis "$REDIS"
 run fanout --subscribers "$F" --rate 100 --messages 300
 run sessions --count "$S"
+# Neutral load generators: wrk POSTing 256 B messages (64 agents, 64 mailboxes) beside
+# redis-benchmark XADDs of 256 B, both with 64 connections.
+if command -v wrk >/dev/null && command -v redis-benchmark >/dev/null; then
+  TOKENS=$(for i in $(seq 0 63); do "$BIN" token --agent "wrk-$i" --ttl 1h; done | paste -sd,)
+  D=$([ "${QUICK:-0}" = 1 ] && echo 3s || echo 20s)
+  echo "== wrk -t2 -c64 -d$D -s scripts/wrk-send.lua" >&2
+  WRK=$(TOKENS=$TOKENS wrk -t2 -c64 -d"$D" --latency -s scripts/wrk-send.lua "http://127.0.0.1:$BP" | tee /dev/stderr)
+  RB=$(redis-benchmark -p "$RP" -c 64 -n "$((N * 3))" -q XADD bench:rb '*' m "$(head -c 256 /dev/zero | tr '\0' x)" | tee /dev/stderr)
+  redis-cli -p "$RP" del bench:rb >/dev/null
+  python3 - "$WRK" "$RB" >>"$OUT/results.jsonl" <<'PY'
+import json, re, sys
+wrk, rb = sys.argv[1], sys.argv[2]
+rate = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
+raw = float(re.findall(r"([\d.]+) requests per second", rb)[-1])
+def ms(p):
+    m = re.search(r"^\s+%s%%\s+([\d.]+)(us|ms|s)" % p, wrk, re.M)
+    if not m: return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+print(json.dumps({"scenario": "wrk-send", "rate": rate, "errors": int(bad.group(1)) if bad else 0,
+  "p50_ms": ms(50), "p99_ms": ms(99), "raw": {"scenario": "redis-benchmark XADD", "rate": raw},
+  "ratio": round(rate / raw, 3)}))
+PY
+  tail -1 "$OUT/results.jsonl" >&2
+fi
 echo "== results appended to $OUT/results.jsonl" >&2

@@ -114,7 +114,8 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Resu
     }
 }
 
-/// A request span with an id (echoed as `x-request-id`), and `mailbox_http_requests_total`.
+/// A request span with an id (echoed as `x-request-id`; a valid `traceparent` header joins the
+/// caller's trace in the OTLP export), and `mailbox_http_requests_total`.
 pub fn observe<S>(
     req: ServiceRequest,
     srv: &S,
@@ -125,7 +126,16 @@ where
     let start = Instant::now();
     let request_id = ulid::Ulid::generate().to_string();
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.path(), agent = tracing::field::Empty);
+    let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.path(), agent = tracing::field::Empty, traceparent = tracing::field::Empty);
+    // A caller's W3C trace context: the OTLP export puts this request in the caller's trace.
+    if let Some(tp) = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| crate::telemetry::otlp::parse_traceparent(v).is_some())
+    {
+        span.record("traceparent", tp);
+    }
     let fut = srv.call(req);
     async move {
         let mut res = fut.await?;

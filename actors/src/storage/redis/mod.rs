@@ -371,7 +371,7 @@ impl Mailboxes for RedisEngine {
             .cmd("HDEL")
             .arg(self.keys.mailbox(mailbox, "meta"))
             .arg(&["created_at", "max_len", "overflow", "retention_seconds"]);
-        let mut del = redis::cmd("DEL");
+        let mut del = redis::cmd("UNLINK");
         for part in [
             "msgs", "ids", "upto", "ready", "dm", "att", "flight", "wait", "dead",
         ] {

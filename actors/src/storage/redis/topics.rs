@@ -151,7 +151,7 @@ impl Topics for RedisEngine {
 
     async fn delete_topic(&self, topic: &str) -> Result<bool, StorageError> {
         let stream = Stream::Topic(topic.to_owned());
-        let mut del = redis::cmd("DEL");
+        let mut del = redis::cmd("UNLINK");
         for part in ["meta", "msgs", "ids"] {
             del.arg(self.keys.stream(&stream, part));
         }
