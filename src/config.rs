@@ -282,6 +282,11 @@ pub enum LogFormat {
 pub struct Log {
     pub level: String,
     pub format: LogFormat,
+    /// OpenTelemetry collector base URL (`http://host:4318`): spans and logs are posted to its
+    /// `/v1/traces` and `/v1/logs` as OTLP/HTTP JSON. Empty: no export.
+    pub otlp_endpoint: String,
+    /// `service.name` of the exported telemetry.
+    pub otlp_service_name: String,
 }
 
 impl Config {
@@ -447,6 +452,16 @@ impl Config {
         if self.limits.max_message_bytes == 0 {
             return Err(invalid("limits.max_message_bytes", "must be positive"));
         }
+        let otlp = &self.log.otlp_endpoint;
+        if !(otlp.is_empty() || otlp.starts_with("http://") || otlp.starts_with("https://")) {
+            return Err(invalid(
+                "log.otlp_endpoint",
+                "must be empty (no export) or an http:// or https:// URL",
+            ));
+        }
+        if self.log.otlp_service_name.is_empty() {
+            return Err(invalid("log.otlp_service_name", "must not be empty"));
+        }
         if self.limits.blob_ttl_seconds == 0 {
             return Err(invalid("limits.blob_ttl_seconds", "must be positive"));
         }
@@ -526,6 +541,21 @@ mod tests {
         assert_eq!(c.storage.engine, EngineKind::Redis);
         assert_eq!(c.limits.mailbox_max_len, 100_000);
         assert!(c.topics.auto_create);
+    }
+
+    #[test]
+    fn otlp_export_and_blob_retention_are_checked() {
+        let mut c = Config::defaults().expect("defaults parse");
+        assert_eq!(c.log.otlp_endpoint, "", "export is off by default");
+        assert_eq!(c.limits.blob_ttl_seconds, 86_400);
+        c.log.otlp_endpoint = "collector:4318".into();
+        let e = c.validate().expect_err("no scheme").to_string();
+        assert!(e.contains("log.otlp_endpoint"), "{e}");
+        c.log.otlp_endpoint = "http://127.0.0.1:4318".into();
+        c.validate().expect("an http URL is fine");
+        c.limits.blob_ttl_seconds = 0;
+        let e = c.validate().expect_err("zero ttl").to_string();
+        assert!(e.contains("limits.blob_ttl_seconds"), "{e}");
     }
 
     #[test]

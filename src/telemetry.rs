@@ -1,21 +1,55 @@
-//! Logging (tracing, text or JSON) and the Prometheus recorder.
+//! Logging (tracing, text or JSON), the optional OTLP export ([`otlp`]) and the Prometheus
+//! recorder.
+
+pub mod otlp;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::{fmt, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer, Registry};
 
 use crate::config::{Log, LogFormat};
 
-/// Installs the global subscriber. Later calls (tests starting several brokers) are no-ops.
-pub fn init_logging(cfg: &Log) {
+/// Installs the global subscriber: logs to stderr, and with `log.otlp_endpoint` set, spans and
+/// logs to an OpenTelemetry collector too (answers the handle to flush that at shutdown). Later
+/// calls (tests starting several brokers) are no-ops.
+pub fn init_logging(cfg: &Log, node_id: &str) -> Option<otlp::OtlpHandle> {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.level));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match cfg.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let text: Box<dyn Layer<Registry> + Send + Sync> = match cfg.format {
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
+    let (export, handle) = if cfg.otlp_endpoint.is_empty() {
+        (None, None)
+    } else {
+        match otlp::start(&cfg.otlp_endpoint, &cfg.otlp_service_name, node_id) {
+            Ok((layer, handle)) => (Some(layer), Some(handle)),
+            Err(e) => {
+                // No subscriber yet to log through.
+                eprintln!("warning: OTLP export not started: {e}");
+                (None, None)
+            }
+        }
+    };
+    let installed = tracing_subscriber::registry()
+        .with(text)
+        .with(export)
+        .with(filter)
+        .try_init();
+    if installed.is_err() {
+        return None;
+    }
+    if handle.is_some() {
+        tracing::info!(endpoint = %cfg.otlp_endpoint, "exporting spans and logs over OTLP/HTTP");
+    }
+    handle
 }
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -157,6 +191,12 @@ fn register_catalogue() {
             "Blob bytes stored by uploads (`in`) and sent by downloads (`out`).",
             "direction",
             BLOB_DIRECTIONS,
+        ),
+        (
+            "mailbox_otlp_dropped_total",
+            "Spans and logs not exported (queue full or collector unreachable; log.otlp_endpoint).",
+            "",
+            &[],
         ),
         (
             "mailbox_ws_slow_consumers_total",

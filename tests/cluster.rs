@@ -237,3 +237,198 @@ async fn a_message_sent_on_one_node_is_pushed_on_another() {
         assert_eq!(f["message"]["payload"], json!(format!("hi {name}")));
     }
 }
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--raw"])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Moves `slot` from master `from` to master `to` the way `redis-cli --cluster reshard` does
+/// (IMPORTING/MIGRATING, MIGRATE the keys, SETSLOT NODE on every master).
+fn move_slot(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {
+    let (from_id, to_id) = (
+        cli(from, &["cluster", "myid"]),
+        cli(to, &["cluster", "myid"]),
+    );
+    let s = slot.to_string();
+    assert_eq!(
+        cli(to, &["cluster", "setslot", &s, "importing", &from_id]),
+        "OK"
+    );
+    assert_eq!(
+        cli(from, &["cluster", "setslot", &s, "migrating", &to_id]),
+        "OK"
+    );
+    loop {
+        let keys = cli(from, &["cluster", "getkeysinslot", &s, "100"]);
+        let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let mut args = vec!["migrate", "127.0.0.1"];
+        let port = to.to_string();
+        args.push(&port);
+        args.extend(["", "0", "5000", "KEYS"]);
+        args.extend(keys);
+        assert_eq!(cli(from, &args), "OK", "migrate");
+    }
+    for &p in &cluster.ports {
+        assert_eq!(cli(p, &["cluster", "setslot", &s, "node", &to_id]), "OK");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_whose_slot_moves_to_another_master_keeps_working() {
+    let b = Broker::start(EngineKind::Cluster);
+    let cluster = b.cluster.as_ref().expect("cluster");
+    for i in 0..3 {
+        b.send("alice", "mover", json!({"payload": i})).await;
+    }
+    let key = format!("{PREFIX}:mb:{{mover}}:msgs");
+    let slot: u16 = cli(cluster.ports[0], &["cluster", "keyslot", &key])
+        .parse()
+        .expect("slot");
+    let from = owner_of(cluster, slot);
+    let to = *cluster
+        .ports
+        .iter()
+        .find(|&&p| p != from)
+        .expect("another master");
+    move_slot(cluster, slot, from, to);
+    assert!(
+        !cluster
+            .keys_on(to, &format!("{PREFIX}:mb:{{mover}}:*"))
+            .is_empty(),
+        "the mailbox's keys moved"
+    );
+    // The broker's slot map is stale: MOVED answers are followed, nothing fails.
+    for i in 3..5 {
+        b.send("alice", "mover", json!({"payload": i})).await;
+    }
+    let got: Vec<_> = b
+        .messages("mover")
+        .await
+        .iter()
+        .map(|m| m["payload"].clone())
+        .collect();
+    assert_eq!(got, (0..5).map(|i| json!(i)).collect::<Vec<_>>());
+    // A fan-out (pipelined per slot) reaches it too.
+    let (s, v) = b
+        .post(
+            &b.admin_token("admin"),
+            "/v1/messages",
+            &json!({"to": "broadcast", "payload": "all"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(b.total("mover").await, 6);
+}
+
+/// Waits until `master`'s replica has every write the master has.
+fn wait_replicated(master: u16) {
+    wait_until(Duration::from_secs(20), "the replica to catch up", || {
+        let info = cli(master, &["info", "replication"]);
+        let offset = info
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .map(str::trim)
+            .unwrap_or("?")
+            .to_owned();
+        info.lines()
+            .any(|l| l.starts_with("slave0:") && l.contains(&format!("offset={offset},")))
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_failover_loses_nothing_accepted() {
+    let mut b = Broker::on_cluster(RedisCluster::start_with(1), &[]);
+    let names: Vec<String> = (0..12).map(|i| format!("fo-{i}")).collect();
+    for n in &names {
+        b.send("alice", n, json!({"payload": format!("before {n}")}))
+            .await;
+    }
+    let cluster = b.cluster.as_ref().expect("cluster");
+    let key = format!("{PREFIX}:mb:{{victim}}:msgs");
+    let slot: u16 = cli(cluster.ports[0], &["cluster", "keyslot", &key])
+        .parse()
+        .expect("slot");
+    b.send("alice", "victim", json!({"payload": "before"}))
+        .await;
+    let master = owner_of(cluster, slot);
+    wait_replicated(master);
+    b.cluster.as_mut().expect("cluster").kill_node(master);
+
+    // While the replica takes over (node timeout 3 s, then the election), a send is stored
+    // (201), spooled (202) or refused (503, retry later); never a 500. Sends every 100 ms for
+    // 12 s, then until one is stored again.
+    let alice = b.token("alice");
+    let mut accepted = vec![];
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    let mut seen: std::collections::BTreeMap<u16, usize> = Default::default();
+    loop {
+        let (s, v) = b
+            .post(
+                &alice,
+                "/v1/messages",
+                &json!({"to": "mailbox:victim", "payload": n}),
+            )
+            .await;
+        n += 1;
+        *seen.entry(s).or_default() += 1;
+        match s {
+            201 | 202 => accepted.push(v["id"].as_str().expect("id").to_owned()),
+            503 => {}
+            other => panic!("send during a failover answered {other}: {v}"),
+        }
+        if s == 201 && start.elapsed() > Duration::from_secs(12) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "sends are stored again after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("answers during the failover (status: count): {seen:?}");
+    // Everything accepted is there (spooled sends once the spool drained), and so is what was
+    // stored before the failover, on every master.
+    let start = std::time::Instant::now();
+    loop {
+        let (s, v) = b
+            .get(
+                &b.token("victim"),
+                "/v1/mailboxes/victim/messages?limit=500",
+            )
+            .await;
+        let ids: Vec<String> = v["messages"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if s == 200 && accepted.iter().all(|id| ids.contains(id)) {
+            assert_eq!(
+                ids.len(),
+                accepted.len() + 1,
+                "each once, plus the one before"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "every accepted message is stored: {s} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for n in &names {
+        let msgs = b.messages(n).await;
+        assert_eq!(msgs.len(), 1, "{n}");
+    }
+}

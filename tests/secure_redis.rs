@@ -181,6 +181,36 @@ async fn two_brokers_work_as_the_readme_acl_user_over_tls() {
     .await;
     assert_eq!(status, 200, "{acked}");
 
+    // A blob (chunks, meta, expiry, a referencing message extending it) on node A, read on B.
+    let data: Vec<u8> = (0..(3 << 19)).map(|i: u32| (i % 251) as u8).collect();
+    let (status, blob) = status_json(
+        http.post(a.url("/v1/blobs"))
+            .bearer_auth(mint("alice", &[], 300))
+            .body(data.clone())
+            .send()
+            .await
+            .expect("upload"),
+    )
+    .await;
+    assert_eq!(status, 201, "{blob}");
+    let blob_id = blob["id"].as_str().expect("blob id").to_owned();
+    let r = http
+        .post(a.url("/v1/messages"))
+        .bearer_auth(mint("alice", &[], 300))
+        .json(&json!({"to": "mailbox:bob", "blob": blob_id}))
+        .send()
+        .await
+        .expect("send with blob");
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .get(b.url(&format!("/v1/blobs/{blob_id}")))
+        .bearer_auth(&bob)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.bytes().await.expect("blob bytes").as_ref() == data.as_slice());
+
     // Redis denied the broker's user nothing: the ACL line covers every command it used.
     let mut admin = redis.admin(&pki.ca_pem).await;
     let denials: Vec<redis::Value> = redis::cmd("ACL")

@@ -21,7 +21,7 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    crate::telemetry::init_logging(&cfg.log);
+    let otlp = crate::telemetry::init_logging(&cfg.log, &cfg.server.node_id);
     let addr = match cfg.bind_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -36,11 +36,16 @@ pub fn serve(config: Option<PathBuf>) -> i32 {
             return 1;
         }
     };
-    match actix_web::rt::System::new().block_on(crate::server::run(
+    let result = actix_web::rt::System::new().block_on(crate::server::run(
         listener,
         cfg,
         crate::server::shutdown_then_force(),
-    )) {
+    ));
+    if let Some(otlp) = otlp {
+        // The last spans and logs (the shutdown itself) reach the collector.
+        otlp.flush(std::time::Duration::from_secs(2));
+    }
+    match result {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!(error = %e, "broker failed");

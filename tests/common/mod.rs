@@ -158,13 +158,19 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 
 impl RedisCluster {
     pub fn start() -> Self {
+        Self::start_with(0)
+    }
+
+    /// Three masters with `replicas` replicas each (`ports` then lists every node; see
+    /// [`Self::masters`]).
+    pub fn start_with(replicas: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir for the cluster");
         let mut c = Self {
             ports: Vec::new(),
             children: Vec::new(),
             dir,
         };
-        for _ in 0..3 {
+        for _ in 0..3 * (1 + replicas) {
             let port = free_port();
             // The cluster bus gets its own free port (port + 10000 may be taken or past 65535).
             let bus = free_port();
@@ -202,7 +208,7 @@ impl RedisCluster {
             .arg("--cluster")
             .arg("create")
             .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -221,6 +227,33 @@ impl RedisCluster {
             },
         );
         c
+    }
+
+    /// The ports of the nodes that are masters now (as `cluster nodes` on a live node says).
+    pub fn masters(&self) -> Vec<u16> {
+        let live = self
+            .ports
+            .iter()
+            .zip(&self.children)
+            .find(|(p, _)| redis_ping(**p))
+            .map(|(p, _)| *p)
+            .expect("a live node");
+        redis_cli(live, &["cluster", "nodes"])
+            .lines()
+            .filter(|l| l.contains("master") && !l.contains("fail"))
+            .filter_map(|l| {
+                let addr = l.split_whitespace().nth(1)?;
+                addr.split(['@', ':']).nth(1)?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// Kills one node (SIGKILL), e.g. a master to force a failover.
+    pub fn kill_node(&mut self, port: u16) {
+        if let Some(i) = self.ports.iter().position(|&p| p == port) {
+            let _ = self.children[i].kill();
+            let _ = self.children[i].wait();
+        }
     }
 
     pub fn urls(&self) -> Vec<String> {
