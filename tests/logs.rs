@@ -98,3 +98,54 @@ async fn requests_and_websocket_ops_log_with_a_request_id() {
         .unwrap_or_else(|| panic!("no WebSocket op log:\n{text}"));
     assert!(ws_op.contains("request_id"), "{ws_op}");
 }
+
+/// Every answer carries `X-Request-Id` — errors, the fallback, open routes — and a caller's own
+/// short id is kept (so a proxy's logs and the broker's line up); a malformed one is replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_a_request_id_and_a_callers_id_is_kept() {
+    let b = common::Broker::start(common::EngineKind::Memory);
+    let id_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, "/v1/mailboxes/bob"),
+        (reqwest::Method::GET, "/no/such/route"),
+        (reqwest::Method::PUT, "/v1/dead-letters"),
+        (reqwest::Method::GET, "/health/live"),
+        (reqwest::Method::GET, "/metrics"),
+    ] {
+        let r = b
+            .http
+            .request(method.clone(), b.url(path))
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            id_of(&r).is_some_and(|id| id.len() == 26),
+            "{method} {path}"
+        );
+    }
+    let token = b.token("alice");
+    let r = b
+        .http
+        .get(b.url("/v1/mailboxes/alice"))
+        .bearer_auth(&token)
+        .header("x-request-id", "proxy-7f3a:retry.2")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(id_of(&r).as_deref(), Some("proxy-7f3a:retry.2"));
+    let r = b
+        .http
+        .get(b.url("/v1/mailboxes/alice"))
+        .bearer_auth(&token)
+        .header("x-request-id", "has space and \"quotes\"")
+        .send()
+        .await
+        .expect("request");
+    let id = id_of(&r).expect("an id");
+    assert!(id.len() == 26 && !id.contains(' '), "{id}");
+}

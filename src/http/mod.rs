@@ -114,7 +114,16 @@ pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Resu
     }
 }
 
-/// A request span with an id (echoed as `x-request-id`; a valid `traceparent` header joins the
+/// Whether a caller's `X-Request-Id` is kept: 1-128 of `A-Za-z0-9._:-` (nothing a log line or
+/// a header could be confused by).
+fn is_request_id(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+/// A request span with an id (a valid `X-Request-Id` of the caller, else a new ULID; echoed as
+/// `x-request-id`; a valid `traceparent` header joins the
 /// caller's trace in the OTLP export), and `mailbox_http_requests_total`.
 pub fn observe<S>(
     req: ServiceRequest,
@@ -124,7 +133,14 @@ where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
 {
     let start = Instant::now();
-    let request_id = ulid::Ulid::generate().to_string();
+    // A caller's own id (a proxy's, a client's retry) is kept so its logs and ours line up;
+    // anything that is not a short token gets a fresh one.
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| is_request_id(v))
+        .map_or_else(|| ulid::Ulid::generate().to_string(), str::to_owned);
     let method = req.method().to_string();
     let span = tracing::info_span!("request", request_id = %request_id, method = %method, path = %req.path(), agent = tracing::field::Empty, traceparent = tracing::field::Empty);
     // A caller's W3C trace context: the OTLP export puts this request in the caller's trace.

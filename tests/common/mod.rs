@@ -91,11 +91,36 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Kills Redis (fault tests).
+    /// Kills Redis (fault tests): a process crash, after what it acknowledged has reached the
+    /// AOF file. With `appendfsync everysec` Redis may hold acknowledged writes in its AOF buffer
+    /// (up to 2 s while a background fsync runs); killing it then would lose them whatever the
+    /// broker does, so the kill waits (bounded) until that buffer is empty.
     pub fn kill(&mut self) {
+        if self.child.is_some() {
+            self.wait_aof_written();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    fn wait_aof_written(&self) {
+        let Ok(mut con) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let Ok(info) = redis::cmd("INFO")
+                .arg("persistence")
+                .query::<String>(&mut con)
+            else {
+                return;
+            };
+            if info.lines().any(|l| l.trim() == "aof_buffer_length:0") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -76,6 +76,9 @@ end
 
 redis.call('HSETNX', meta, 'created_at', ARGV[2])
 local results, sched = {}, {}
+-- One counter bump for the whole group: fresh records take the seqs after the old value, in order.
+local next_seq = 1
+if fresh > 0 then next_seq = redis.call('HINCRBY', meta, 'seq', fresh) - fresh + 1 end
 for i = 0, n - 1 do
   if prior[i + 1] then
     local sep = string.find(prior[i + 1], ':', 1, true)
@@ -84,7 +87,8 @@ for i = 0, n - 1 do
     local b = 4 + i * W
     local id, rec, k = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2])
     local rank, ack, exp = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
-    local seq = redis.call('HINCRBY', meta, 'seq', 1)
+    local seq = next_seq
+    next_seq = next_seq + 1
     redis.call('ZADD', msgs, seq, rec)
     redis.call('HSET', ids, id, seq)
     if tracked then
