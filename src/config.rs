@@ -78,9 +78,49 @@ pub enum EngineKind {
 #[serde(deny_unknown_fields)]
 pub struct Storage {
     pub engine: EngineKind,
+    /// File holding the one encryption-at-rest key (base64 of 32 bytes); empty: off.
+    pub encryption_key_file: PathBuf,
+    /// Several key files, newest first (rotation): the first encrypts, all decrypt.
+    pub encryption_key_files: Vec<PathBuf>,
 }
 
 impl Storage {
+    /// The encryption-at-rest keyring from the key files (`None`: off). Errors name the key and
+    /// the file, never its content.
+    pub fn keyring(&self) -> Result<Option<mailbox_actors::storage::cipher::Keyring>, ConfigError> {
+        use mailbox_actors::storage::cipher::{Key, Keyring};
+        let (key, files): (&'static str, Vec<&PathBuf>) = match (
+            self.encryption_key_file.as_os_str().is_empty(),
+            self.encryption_key_files.is_empty(),
+        ) {
+            (true, true) => return Ok(None),
+            (false, true) => (
+                "storage.encryption_key_file",
+                vec![&self.encryption_key_file],
+            ),
+            (true, false) => (
+                "storage.encryption_key_files",
+                self.encryption_key_files.iter().collect(),
+            ),
+            (false, false) => {
+                return Err(invalid(
+                    "storage.encryption_key_file",
+                    "set storage.encryption_key_file or storage.encryption_key_files, not both",
+                ))
+            }
+        };
+        let mut keys = Vec::with_capacity(files.len());
+        for f in files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| invalid(key, format!("cannot read `{}`: {e}", f.display())))?;
+            keys.push(
+                Key::from_base64(&text)
+                    .map_err(|e| invalid(key, format!("`{}`: {e}", f.display())))?,
+            );
+        }
+        Ok(Keyring::new(keys))
+    }
+
     pub fn engine_name(&self) -> &'static str {
         match self.engine {
             EngineKind::Redis => "redis",
@@ -307,7 +347,8 @@ impl Config {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("redis.cluster_urls"),
+                .with_list_parse_key("redis.cluster_urls")
+                .with_list_parse_key("storage.encryption_key_files"),
         );
         let mut cfg: Config = b
             .build()
@@ -341,6 +382,10 @@ impl Config {
             ("spool.dir", &mut self.spool.dir),
             ("redis.password_file", &mut self.redis.password_file),
             ("server.tls_cert_file", &mut self.server.tls_cert_file),
+            (
+                "storage.encryption_key_file",
+                &mut self.storage.encryption_key_file,
+            ),
             ("server.tls_key_file", &mut self.server.tls_key_file),
             ("redis.tls_ca_file", &mut self.redis.tls_ca_file),
             ("auth.jwt_public_key_file", &mut public_key),
@@ -354,6 +399,18 @@ impl Config {
             }
         }
         self.auth.jwt_public_key_file = public_key.display().to_string();
+        let listed: Vec<PathBuf> = written
+            .get_array("storage.encryption_key_files")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.into_string().ok().map(PathBuf::from))
+            .collect();
+        for f in &mut self.storage.encryption_key_files {
+            if f.is_relative() && listed.contains(f) {
+                *f = base.join(&*f);
+            }
+        }
         Ok(())
     }
 
@@ -369,6 +426,7 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.bind_addr()?;
+        self.storage.keyring()?;
         match (
             self.server.tls_cert_file.as_os_str().is_empty(),
             self.server.tls_key_file.as_os_str().is_empty(),

@@ -63,7 +63,7 @@ impl ApiError {
                 EngineError::NotFound { .. } => "not_found",
                 EngineError::Conflict(_) => "conflict",
                 EngineError::MailboxFull { .. } => "mailbox_full",
-                EngineError::Unavailable(_) => "unavailable",
+                EngineError::Unavailable(_) | EngineError::KeyMissing { .. } => "unavailable",
                 EngineError::Internal(_) => "internal",
             },
         }
@@ -78,6 +78,9 @@ impl ApiError {
             }
             ApiError::Engine(EngineError::MailboxFull { mailbox, max_len }) => {
                 json!({ "mailbox": mailbox, "max_len": max_len })
+            }
+            ApiError::Engine(EngineError::KeyMissing { key_id, .. }) => {
+                json!({ "key_id": key_id })
             }
             ApiError::RateLimited { retry_after, .. } => {
                 json!({ "retry_after_seconds": retry_after })
@@ -116,7 +119,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
-            ApiError::Engine(EngineError::Unavailable(_)) => Some(RETRY_AFTER_UNAVAILABLE),
+            ApiError::Engine(EngineError::Unavailable(_) | EngineError::KeyMissing { .. }) => {
+                Some(RETRY_AFTER_UNAVAILABLE)
+            }
             ApiError::AtIndex { inner, .. } => inner.retry_after(),
             _ => None,
         }
@@ -137,7 +142,9 @@ impl ResponseError for ApiError {
                 EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
                 EngineError::Conflict(_) => StatusCode::CONFLICT,
                 EngineError::MailboxFull { .. } => StatusCode::INSUFFICIENT_STORAGE,
-                EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                EngineError::Unavailable(_) | EngineError::KeyMissing { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
@@ -154,6 +161,9 @@ impl ResponseError for ApiError {
             }
             ApiError::Engine(EngineError::Unavailable(cause)) => {
                 tracing::warn!(cause = %cause, "unavailable")
+            }
+            ApiError::Engine(EngineError::KeyMissing { key_id, .. }) => {
+                tracing::warn!(%key_id, "a stored message is encrypted with a key this node does not have")
             }
             _ => {}
         }
@@ -239,5 +249,19 @@ mod tests {
         );
         let internal: ApiError = EngineError::Internal("secret cause".into()).into();
         assert!(!internal.client_message().contains("secret"));
+        let key: ApiError = EngineError::KeyMissing {
+            key_id: "0a1b2c3d".into(),
+            message: "encrypted with key `0a1b2c3d`".into(),
+        }
+        .into();
+        assert_eq!(
+            (key.status_code().as_u16(), key.code()),
+            (503, "unavailable")
+        );
+        assert_eq!(
+            key.body()["error"]["details"],
+            json!({"key_id": "0a1b2c3d"})
+        );
+        assert!(key.client_message().contains("0a1b2c3d"));
     }
 }

@@ -119,6 +119,14 @@ pub async fn run(
         .tls()
         .map(|(cert, key)| crate::tls::server_config(cert, key))
         .transpose()?;
+    let keyring = config.storage.keyring()?;
+    match &keyring {
+        Some(k) => {
+            tracing::info!(keys = ?k.ids(), "encryption at rest on (key ids; the first encrypts)")
+        }
+        None => tracing::debug!("encryption at rest off"),
+    }
+    mailbox_actors::storage::cipher::install(keyring);
     let storage = StorageHandle::start(engine(&config)?);
     // The spool backs the Redis engine only: the memory engine is never unavailable.
     let spool = match config.storage.engine {

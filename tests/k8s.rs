@@ -172,3 +172,112 @@ fn the_grafana_dashboard_uses_every_spec_metric() {
         "the dashboard is not in the kustomize base"
     );
 }
+
+/// The Redis password and the encryption key live in Secrets mounted as files, the config
+/// points at them with the `*_file` keys, and Redis runs the broker's ACL user with exactly the
+/// README's rules (which `tests/secure_redis.rs` runs the broker under).
+#[test]
+fn secrets_are_mounted_files_and_redis_runs_the_readme_acl_user() {
+    let read = |p: &str| std::fs::read_to_string(repo().join(p)).expect(p);
+    let kustomization = read("k8s/kustomization.yaml");
+    let deployment = read("k8s/deployment.yaml");
+    for (secret, key, env, dir) in [
+        (
+            "mailbox-redis",
+            "password",
+            "MAILBOX__REDIS__PASSWORD_FILE",
+            "/var/run/secrets/mailbox-redis",
+        ),
+        (
+            "mailbox-encryption",
+            "key",
+            "MAILBOX__STORAGE__ENCRYPTION_KEY_FILE",
+            "/var/run/secrets/mailbox-encryption",
+        ),
+    ] {
+        assert!(
+            kustomization.contains(&format!("- name: {secret}\n")),
+            "secretGenerator {secret}"
+        );
+        let env_at = deployment
+            .find(&format!("- name: {env}\n"))
+            .unwrap_or_else(|| panic!("{env} set in the Deployment"));
+        assert!(
+            deployment[env_at..]
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.trim() == format!("value: {dir}/{key}")),
+            "{env} points into the mounted Secret {secret}"
+        );
+        assert!(
+            deployment.contains(&format!("mountPath: {dir}, readOnly: true}}"))
+                && deployment.contains(&format!("secretName: {secret}\n"))
+                && deployment.contains(&format!("items: [{{key: {key}, path: {key}}}]")),
+            "Secret {secret} mounted at {dir}"
+        );
+    }
+    assert!(deployment.contains("value: redis://mailbox@redis:6379"));
+    // The placeholder key is well-formed (the base starts) and the placeholder says to replace it.
+    let placeholder = kustomization
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- key="))
+        .expect("mailbox-encryption key literal");
+    mailbox_actors::storage::cipher::Key::from_base64(placeholder).expect("32 bytes of base64");
+    assert!(kustomization.contains("REPLACE it in an"));
+
+    let readme = read("README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER mailbox "))
+        .expect("README ACL line");
+    let rules = line["ACL SETUSER mailbox ".len()..].replace(" >CHANGE-ME", "");
+    assert_eq!(
+        read("k8s/files/redis-mailbox.acl").trim_end(),
+        rules,
+        "k8s/files/redis-mailbox.acl must be the README's ACL rules without the password"
+    );
+    let redis = read("k8s/redis.yaml");
+    assert!(redis.contains("--aclfile /run/redis/users.acl") && redis.contains("mailbox.acl"));
+}
+
+/// The production overlay serves Redis over TLS only and the broker uses `rediss://`.
+#[test]
+fn production_overlay_renders_tls_to_redis_when_kubectl_is_installed() {
+    let render = |dir: &str| {
+        std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(repo().join(dir))
+            .output()
+            .ok()
+    };
+    let Some(base) = render("k8s") else { return };
+    assert!(
+        base.status.success(),
+        "{}",
+        String::from_utf8_lossy(&base.stderr)
+    );
+    let base = String::from_utf8_lossy(&base.stdout);
+    assert!(base.contains("name: mailbox-redis-") && base.contains("name: mailbox-encryption-"));
+    let prod = render("k8s-overlays/production").expect("kubectl ran once already");
+    assert!(
+        prod.status.success(),
+        "{}",
+        String::from_utf8_lossy(&prod.stderr)
+    );
+    let prod = String::from_utf8_lossy(&prod.stdout);
+    for want in [
+        "value: rediss://mailbox@redis:6380",
+        "--port 0 --tls-port 6380",
+        "kind: Certificate",
+        "value: /etc/mailbox/redis-tls/ca.crt",
+    ] {
+        assert!(
+            prod.contains(want),
+            "`{want}` missing from the production overlay"
+        );
+    }
+    assert!(
+        !prod.contains("redis://mailbox@redis:6379"),
+        "no plaintext Redis URL left in production"
+    );
+}

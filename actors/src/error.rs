@@ -20,6 +20,10 @@ pub enum Error {
     /// Storage is down or an actor could not be reached: retry later.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A stored message is encrypted under a key this node does not have: that message
+    /// cannot be served (503 `unavailable`, naming the key id); everything else works.
+    #[error("{message}")]
+    KeyMissing { key_id: String, message: String },
     /// A bug: logged in full, reported to clients without detail.
     #[error("internal error: {0}")]
     Internal(String),
@@ -49,6 +53,13 @@ impl From<StorageError> for Error {
             },
             e @ StorageError::NotPending { .. } => Error::Conflict(e.to_string()),
             StorageError::Corrupt(m) => Error::Internal(m),
+            StorageError::KeyMissing { key_id } => Error::KeyMissing {
+                message: StorageError::KeyMissing {
+                    key_id: key_id.clone(),
+                }
+                .to_string(),
+                key_id,
+            },
         }
     }
 }

@@ -12,6 +12,7 @@
 //! per engine; the actor and the handle do not change.
 
 pub mod actor;
+pub mod cipher;
 pub mod delivery;
 pub mod engine;
 pub mod events;
@@ -56,6 +57,9 @@ pub enum StorageError {
     NotPending { id: String, why: &'static str },
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    /// The record is encrypted under a key this node does not have (see [`cipher`]).
+    #[error("the message is encrypted with key `{key_id}`, which is not among this node's storage encryption keys")]
+    KeyMissing { key_id: String },
 }
 
 impl From<::redis::RedisError> for StorageError {
@@ -167,27 +171,43 @@ impl StoredRecord {
     }
 }
 
-/// Encodes an envelope for storage: the id, then JSON, or `z` + zstd(JSON) when large.
+/// Encodes an envelope for storage: the id, then JSON, or `z` + zstd(JSON) when large; with
+/// encryption at rest on, that body sealed (see [`cipher`]).
 pub fn encode(env: &Envelope) -> Result<Vec<u8>, StorageError> {
     let json = serde_json::to_vec(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    let mut out = Vec::with_capacity(ID_LEN + json.len().min(COMPRESS_OVER) + 1);
-    out.extend_from_slice(env.id.as_bytes());
-    if json.len() > COMPRESS_OVER {
-        out.push(b'z');
-        let packed =
-            zstd::bulk::compress(&json, 3).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-        out.extend_from_slice(&packed);
+    let body = if json.len() > COMPRESS_OVER {
+        let mut z = Vec::with_capacity(json.len() / 2);
+        z.push(b'z');
+        z.extend_from_slice(
+            &zstd::bulk::compress(&json, 3).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+        );
+        z
     } else {
-        out.extend_from_slice(&json);
+        json
+    };
+    let ring = cipher::current();
+    let mut out = Vec::with_capacity(ID_LEN + body.len() + cipher::OVERHEAD);
+    out.extend_from_slice(env.id.as_bytes());
+    match ring {
+        Some(ring) => ring.seal_into(env.id.as_bytes(), &body, &mut out)?,
+        None => out.extend_from_slice(&body),
     }
     Ok(out)
 }
 
-/// Decodes a stored record and stamps its stream position.
+/// Decodes a stored record (opening it if sealed) and stamps its stream position.
 pub fn decode(record: &[u8], seq: u64) -> Result<Envelope, StorageError> {
-    let body = record
-        .get(ID_LEN..)
-        .ok_or_else(|| StorageError::Corrupt("record shorter than its id".into()))?;
+    let (id, body) = match (record.get(..ID_LEN), record.get(ID_LEN..)) {
+        (Some(id), Some(body)) => (id, body),
+        _ => return Err(StorageError::Corrupt("record shorter than its id".into())),
+    };
+    let opened;
+    let body = if body.first() == Some(&cipher::SEALED) {
+        opened = cipher::open(id, body)?;
+        opened.as_slice()
+    } else {
+        body
+    };
     let mut env: Envelope = match body.first() {
         Some(b'z') => {
             let json = zstd::stream::decode_all(&body[1..])

@@ -4,6 +4,9 @@
 //! - `P:blob:{<id>}:meta`  hash: `size`, `sha256`, `chunks`, `content_type`, `owner`,
 //!   `created_at` (ms); written after the last chunk, so a blob without it is not found
 //!
+//! With encryption at rest on, each chunk is stored sealed (see `storage::cipher`); the meta
+//! stays readable (sizes, digest, content type, owner: what serving and expiry need).
+//!
 //! Both keys carry the blob's expiry (`PEXPIREAT`): chunks of an abandoned upload go by
 //! themselves, and a message that references the blob extends it (`blob_retain.lua`).
 
@@ -54,6 +57,8 @@ impl Blobs for RedisEngine {
         expires_at_ms: i64,
     ) -> Result<(), StorageError> {
         let data = self.keys.blob(id, "data");
+        // With encryption at rest on, the chunk is sealed (associated data: blob id and index).
+        let bytes = crate::storage::cipher::seal_chunk(id, index, bytes)?;
         let mut p = redis::pipe();
         p.atomic()
             .cmd("HSET")
@@ -72,13 +77,17 @@ impl Blobs for RedisEngine {
 
     async fn blob_read_chunk(&self, id: &str, index: u32) -> Result<Option<Vec<u8>>, StorageError> {
         let mut c = self.conn().await?;
-        self.timed(
-            redis::cmd("HGET")
-                .arg(self.keys.blob(id, "data"))
-                .arg(index)
-                .query_async(&mut c),
-        )
-        .await
+        let stored: Option<Vec<u8>> = self
+            .timed(
+                redis::cmd("HGET")
+                    .arg(self.keys.blob(id, "data"))
+                    .arg(index)
+                    .query_async(&mut c),
+            )
+            .await?;
+        stored
+            .map(|b| crate::storage::cipher::open_chunk(id, index, b))
+            .transpose()
     }
 
     async fn blob_commit(&self, meta: BlobMeta, expires_at_ms: i64) -> Result<(), StorageError> {
