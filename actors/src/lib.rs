@@ -46,6 +46,12 @@
 //!   the Dispatcher asks the Router's durable trie which mailboxes subscribe and hands one copy
 //!   to each mailbox's writer (many at a time), with the same delivery state as a direct send.
 //! - **broadcast**: one copy to every known agent's mailbox, the same way.
+//! - **batch** across mailboxes: an intent record first, then each mailbox's writer, then the
+//!   intent goes; every node rolls forward intents a crash left ([`dispatch::intent`]).
+//!
+//! Storage is one Redis or a Redis Cluster (`redis.cluster_urls`): every key of a stream shares
+//! its hash tag, so each Lua script stays in one slot; pipelines across slots are split per slot
+//! (`storage/redis/conn.rs`); all key names are in `storage/redis/keys.rs`.
 //!
 //! Reads (browse, stats) and consumption (receive, ack, nack: each one atomic storage call) go
 //! straight from the handle to the storage actor; only writes are ordered by the writers. Every

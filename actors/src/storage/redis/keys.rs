@@ -30,13 +30,14 @@ impl Keys {
 
     // --- Per mailbox and per topic: sharded by the stream's name ---------------------------
 
-    /// `P:mb:{<mailbox>}:<part>`: meta, msgs, ids, upto, rd:<reader>, idem:<sender>:<key>,
-    /// ready, dm, att, flight, wait, dead (see the engine's module doc).
+    /// `P:mb:{<mailbox>}:<part>`: `meta`, `msgs`, `ids`, `upto`, `rd:<reader>`,
+    /// `idem:<sender>:<key>`, `ready`, `dm`, `att`, `flight`, `wait`, `dead` (see the engine's
+    /// module doc).
     pub fn mailbox(&self, mailbox: &str, part: &str) -> String {
         format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
     }
 
-    /// `P:tp:{<topic>}:<part>`: meta, msgs, ids, idem:<sender>:<key>.
+    /// `P:tp:{<topic>}:<part>`: `meta`, `msgs`, `ids`, `idem:<sender>:<key>`.
     pub fn topic(&self, topic: &str, part: &str) -> String {
         format!("{}:tp:{{{topic}}}:{part}", self.prefix)
     }
