@@ -284,6 +284,14 @@ async fn nothing_a_message_says_is_readable_in_redis_its_aof_or_the_spool() {
         format!("{}-{}", SECRETS[4], "x".repeat(100)).as_bytes()
     );
 
+    // A second node on the same Redis with the same key reads the same bytes.
+    let other = broker(&redis, ("MAILBOX__STORAGE__ENCRYPTION_KEY_FILE", &file));
+    wait_ready(&http, &other).await;
+    let (s, page2) = get(&http, &other, "bob", "/v1/mailboxes/bob/messages").await;
+    assert_eq!(s, 200, "{page2}");
+    assert_eq!(page2["messages"][0], page["messages"][0]);
+    drop(other);
+
     // Redis and its AOF: records are there, sealed under the key's id; no secret in clear.
     let dump = dump_redis(&redis).await;
     assert!(
