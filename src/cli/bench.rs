@@ -540,26 +540,23 @@ async fn send_rest(
         }
     }
     if let Some(a) = &authority {
-        let owner = a
-            .mint(&sink, &[], Some(600))
-            .map_err(|e| e.client_message())?
-            .0;
-        let c = Client::new(&conn.url, Some(owner)).map_err(|e| e.to_string())?;
-        if let Err(e) = c
-            .raw(
-                reqwest::Method::DELETE,
-                &format!("/v1/mailboxes/{sink}"),
-                None,
-            )
-            .await
-        {
-            println!("could not delete {sink}: {e}");
-        }
+        delete_sink(&conn.url, a, &sink).await;
     }
     let report = Report {
         cpu,
         ..Report::new("send-rest", broker)
     };
+    with_raw_xadd(report, raw_redis, clients, messages, size).await
+}
+
+/// Adds raw XADD figures for the same work (when `raw_redis` is given) and the throughput ratio.
+pub(super) async fn with_raw_xadd(
+    report: Report,
+    raw_redis: Option<String>,
+    clients: usize,
+    messages: usize,
+    size: usize,
+) -> Result<Report, String> {
     let Some(url) = raw_redis else {
         return Ok(report);
     };
@@ -571,6 +568,26 @@ async fn send_rest(
         report.ratio.unwrap_or_default()
     );
     Ok(report)
+}
+
+/// Removes a bench's sink mailbox (as its owner), so runs do not pile up in Redis.
+pub(super) async fn delete_sink(base: &str, auth: &crate::auth::TokenAuthority, sink: &str) {
+    let Ok((token, _)) = auth.mint(sink, &[], Some(600)) else {
+        return;
+    };
+    let Ok(c) = Client::new(base, Some(token)) else {
+        return;
+    };
+    if let Err(e) = c
+        .raw(
+            reqwest::Method::DELETE,
+            &format!("/v1/mailboxes/{sink}"),
+            None,
+        )
+        .await
+    {
+        println!("could not delete {sink}: {e}");
+    }
 }
 
 /// `messages` XADDs of a `size`-byte record from `clients` connections, each awaiting its reply:

@@ -103,7 +103,7 @@ pub async fn catchup(
         "broker     {got} of {messages} backlog messages in {:.3} s",
         seconds.as_secs_f64()
     );
-    super::bench_send_ws::delete_sink(base, auth, &owner).await;
+    super::bench::delete_sink(base, auth, &owner).await;
     let report = Report {
         cpu,
         extra: Some(("seconds", seconds.as_secs_f64())),

@@ -139,40 +139,10 @@ pub async fn send_ws(
     };
     let cpu = meter.per_op(broker.ok).await;
     broker.print("broker");
-    delete_sink(base, auth, &sink).await;
+    super::bench::delete_sink(base, auth, &sink).await;
     let report = Report {
         cpu,
         ..Report::new("send-ws", broker)
     };
-    let Some(url) = raw_redis else {
-        return Ok(report);
-    };
-    let raw = super::bench::raw_xadd(&url, clients, messages, size).await?;
-    raw.print("raw redis");
-    let report = report.with_raw_rate(raw);
-    println!(
-        "ratio      broker/raw XADD throughput = {:.2}",
-        report.ratio.unwrap_or_default()
-    );
-    Ok(report)
-}
-
-/// Removes a bench's sink mailbox (as its owner), so runs do not pile up in Redis.
-pub(super) async fn delete_sink(base: &str, auth: &TokenAuthority, sink: &str) {
-    let Ok((token, _)) = auth.mint(sink, &[], Some(600)) else {
-        return;
-    };
-    let Ok(c) = crate::client::Client::new(base, Some(token)) else {
-        return;
-    };
-    if let Err(e) = c
-        .raw(
-            reqwest::Method::DELETE,
-            &format!("/v1/mailboxes/{sink}"),
-            None,
-        )
-        .await
-    {
-        println!("could not delete {sink}: {e}");
-    }
+    super::bench::with_raw_xadd(report, raw_redis, clients, messages, size).await
 }
