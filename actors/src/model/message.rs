@@ -82,6 +82,8 @@ pub struct SendRequest {
 /// they are not part of the stored bytes (the stream position is the storage's own key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Envelope {
+    /// Stored records carry the id in front of the JSON only (see [`StoredEnvelope`]).
+    #[serde(default)]
     pub id: String,
     #[serde(default)]
     pub seq: String,
@@ -110,6 +112,71 @@ pub struct Envelope {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attempt: Option<u32>,
+}
+
+/// The JSON an [`Envelope`] is stored as: the same field names, without what reading back
+/// restores (the id, which the record starts with, and the seq, the stream position) and without
+/// empty optional fields. About 170 bytes less per message than the API form; records written in
+/// the API form still read back.
+#[derive(Serialize)]
+pub struct StoredEnvelope<'a> {
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mailbox: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    topic: Option<&'a str>,
+    to: &'a str,
+    content_type: &'a str,
+    payload: &'a Payload,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'a str>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    metadata: &'a serde_json::Map<String, Value>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    tags: &'a [String],
+    priority: Priority,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread_id: Option<&'a str>,
+    require_ack: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blob: Option<&'a str>,
+    created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt: Option<u32>,
+}
+
+impl<'a> From<&'a Envelope> for StoredEnvelope<'a> {
+    fn from(e: &'a Envelope) -> Self {
+        Self {
+            from: &e.from,
+            mailbox: e.mailbox.as_deref(),
+            topic: e.topic.as_deref(),
+            to: &e.to,
+            content_type: &e.content_type,
+            payload: &e.payload,
+            encoding: e.encoding.as_deref(),
+            metadata: &e.metadata,
+            tags: &e.tags,
+            priority: e.priority,
+            ttl_seconds: e.ttl_seconds,
+            correlation_id: e.correlation_id.as_deref(),
+            reply_to: e.reply_to.as_deref(),
+            thread_id: e.thread_id.as_deref(),
+            require_ack: e.require_ack,
+            blob: e.blob.as_deref(),
+            created_at: e.created_at,
+            expires_at: e.expires_at,
+            attempt: e.attempt,
+        }
+    }
 }
 
 impl Envelope {

@@ -20,7 +20,7 @@ pub use delivery::{
 };
 pub use message::{
     check_mailbox_name, Envelope, MailboxConfig, MessageFilter, MessageLimits, Overflow, Priority,
-    RequestError, SendRequest,
+    RequestError, SendRequest, StoredEnvelope,
 };
 pub use payload::Payload;
 pub use topic::{

@@ -23,7 +23,7 @@ pub mod redis;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::model::Envelope;
+use crate::model::{Envelope, StoredEnvelope};
 
 pub use crate::model::delivery::{
     DeadLetter, DeadPage, DeadQuery, DeadReason, DeliverySettings, MailboxStats, NackOutcome,
@@ -174,7 +174,8 @@ impl StoredRecord {
 /// Encodes an envelope for storage: the id, then JSON, or `z` + zstd(JSON) when large; with
 /// encryption at rest on, that body sealed (see [`cipher`]).
 pub fn encode(env: &Envelope) -> Result<Vec<u8>, StorageError> {
-    let json = serde_json::to_vec(env).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let json = serde_json::to_vec(&StoredEnvelope::from(env))
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let body = if json.len() > COMPRESS_OVER {
         let mut z = Vec::with_capacity(json.len() / 2);
         z.push(b'z');
@@ -217,6 +218,9 @@ pub fn decode(record: &[u8], seq: u64) -> Result<Envelope, StorageError> {
         _ => serde_json::from_slice(body),
     }
     .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    if env.id.is_empty() {
+        env.id = String::from_utf8_lossy(id).into_owned();
+    }
     env.seq = seq.to_string();
     Ok(env)
 }
@@ -296,5 +300,21 @@ mod tests {
         }
         let big = encode(&env(serde_json::json!("x".repeat(100_000)))).expect("encodes");
         assert!(big.len() < 10_000, "large payloads are compressed");
+    }
+
+    #[test]
+    fn records_leave_out_what_reading_back_restores_and_read_back_whole() {
+        let mut e = env(serde_json::json!({"n": 1.50}));
+        e.seq = "3".into();
+        let rec = encode(&e).expect("encodes");
+        let json = std::str::from_utf8(&rec[ID_LEN..]).expect("utf-8");
+        for absent in ["\"id\"", "\"seq\"", "null", "\"tags\"", "\"metadata\""] {
+            assert!(!json.contains(absent), "{absent} in {json}");
+        }
+        assert_eq!(decode(&rec, 3).expect("decodes"), e);
+        // A record written in the full API form (before this layout) still reads back.
+        let mut old = e.id.clone().into_bytes();
+        old.extend(serde_json::to_vec(&e).expect("json"));
+        assert_eq!(decode(&old, 3).expect("decodes"), e);
     }
 }
