@@ -1,5 +1,5 @@
-//! One connection type for both deployments: a single Redis (a deadpool pool of multiplexed
-//! connections) or a Redis Cluster (redis-rs's async cluster client: one multiplexed
+//! One connection type for both deployments: a single Redis (multiplexed connections from a
+//! deadpool pool, each checked out once and shared, see [`Lanes`]) or a Redis Cluster (redis-rs's async cluster client: one multiplexed
 //! connection per master, routed by key slot, which follows `MOVED`/`ASK` redirections, refreshes
 //! its slot map and reconnects after a failover by itself).
 //!
@@ -10,14 +10,16 @@
 //! back in order) or [`Conn::ordered`] (commands whose order matters: one slot's run at a time).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::{Pool, PoolConfig, Runtime, Timeouts};
+use redis::aio::MultiplexedConnection;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
-use tokio::sync::OnceCell;
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use tokio::sync::{Mutex, OnceCell};
 
 use super::{connect, RedisSettings};
 use crate::storage::StorageError;
@@ -25,8 +27,94 @@ use crate::storage::StorageError;
 /// Where connections come from. Cloning is shallow.
 #[derive(Clone)]
 pub(super) enum Backend {
-    Single(Pool),
+    Single(Arc<Lanes>),
     Cluster(Arc<ClusterLink>),
+}
+
+/// The connections to a single Redis: `redis.pool_size` lanes, each holding one connection
+/// checked out of the deadpool pool on first use and then shared by every caller of the lane
+/// (a multiplexed connection pipelines concurrent commands); callers take lanes round-robin.
+/// Checking a connection out per call, as before, cost a round trip each time (deadpool
+/// health-checks a checkout with `UNWATCH` + `PING`), so every storage call paid two. When a
+/// connection fails with a broken-connection error or a timeout, every lane drops its
+/// connection (see [`Lanes::discard`]) and its next caller checks out a fresh one.
+/// Nothing here relies on per-connection state: no `WATCH`, no blocking command, no
+/// subscription (the event bus has its own connection).
+pub(super) struct Lanes {
+    pool: Pool,
+    lanes: Vec<Mutex<Option<(u64, deadpool_redis::Connection)>>>,
+    next: AtomicUsize,
+    generation: AtomicU64,
+    timeout: Duration,
+}
+
+impl Lanes {
+    async fn get(self: &Arc<Self>) -> Result<Conn, StorageError> {
+        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let taken = tokio::time::timeout(self.timeout, async {
+            let mut slot = self.lanes[lane].lock().await;
+            if let Some((_, conn)) = slot.as_ref() {
+                return Ok(MultiplexedConnection::clone(conn));
+            }
+            let conn = self.pool.get().await?;
+            let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+            let shared = MultiplexedConnection::clone(&conn);
+            *slot = Some((generation, conn));
+            Ok::<_, StorageError>(shared)
+        })
+        .await;
+        match taken {
+            Ok(Ok(conn)) => Ok(Conn::Single(Shared {
+                conn,
+                lanes: Arc::clone(self),
+            })),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(StorageError::Unavailable(
+                "redis: connecting timed out".into(),
+            )),
+        }
+    }
+
+    /// After a connection broke: detaches every connection made so far from the pool. A
+    /// broken connection usually means Redis restarted or the network failed, which broke the
+    /// others too (including those made since the failing call took its own); dropping them all
+    /// at once means the next callers reconnect, rather than each finding one more dead lane
+    /// behind the circuit breaker's probe, one per cool-down. At worst a few good connections
+    /// are made again. Connections made after this call are kept.
+    async fn discard(&self) {
+        let upto = self.generation.load(Ordering::Relaxed);
+        for lane in &self.lanes {
+            let mut slot = lane.lock().await;
+            if slot.as_ref().is_some_and(|(g, _)| *g < upto) {
+                if let Some((_, conn)) = slot.take() {
+                    drop(deadpool_redis::Connection::take(conn));
+                }
+            }
+        }
+    }
+}
+
+/// One lane's connection, as handed to a caller.
+pub(super) struct Shared {
+    conn: MultiplexedConnection,
+    lanes: Arc<Lanes>,
+}
+
+impl Shared {
+    /// After a failed call: a broken connection or one that stopped answering is not handed
+    /// out again.
+    async fn check<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
+        if let Err(e) = &r {
+            if e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_timeout()
+                || e.is_unrecoverable_error()
+            {
+                self.lanes.discard().await;
+            }
+        }
+        r
+    }
 }
 
 /// The cluster client and its one (multiplexed, self-healing) connection, made on first use
@@ -55,7 +143,10 @@ impl Backend {
             })));
         }
         let info = connect::connection_info(&settings.url, &settings.access)?;
-        let manager = deadpool_redis::Manager::new(info)?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.command_timeout))
+            .set_response_timeout(Some(settings.command_timeout));
+        let manager = deadpool_redis::Manager::new_with_config(info, config)?;
         let mut pool_cfg = PoolConfig::new(settings.pool_size.max(1));
         pool_cfg.timeouts = Timeouts {
             wait: Some(settings.command_timeout),
@@ -67,7 +158,15 @@ impl Backend {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
-        Ok(Self::Single(pool))
+        Ok(Self::Single(Arc::new(Lanes {
+            pool,
+            lanes: (0..settings.pool_size.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            timeout: settings.command_timeout,
+        })))
     }
 
     pub(super) fn is_cluster(&self) -> bool {
@@ -76,7 +175,7 @@ impl Backend {
 
     pub(super) async fn get(&self) -> Result<Conn, StorageError> {
         match self {
-            Self::Single(pool) => Ok(Conn::Single(pool.get().await?)),
+            Self::Single(lanes) => lanes.get().await,
             Self::Cluster(link) => {
                 let c = link
                     .conn
@@ -99,14 +198,17 @@ impl Backend {
 
 /// A connection to a single Redis or to a cluster.
 pub(super) enum Conn {
-    Single(deadpool_redis::Connection),
+    Single(Shared),
     Cluster(ClusterConnection),
 }
 
 impl redis::aio::ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Single(c) => Box::pin(async move {
+                let r = c.conn.req_packed_command(cmd).await;
+                c.check(r).await
+            }),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
@@ -118,14 +220,17 @@ impl redis::aio::ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Single(c) => Box::pin(async move {
+                let r = c.conn.req_packed_commands(pipeline, offset, count).await;
+                c.check(r).await
+            }),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Conn::Single(c) => c.get_db(),
+            Conn::Single(c) => c.conn.get_db(),
             Conn::Cluster(c) => c.get_db(),
         }
     }
