@@ -33,6 +33,10 @@ pub enum Priority {
 }
 
 impl Priority {
+    fn is_normal(&self) -> bool {
+        *self == Self::Normal
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "low" => Some(Self::Low),
@@ -92,7 +96,12 @@ pub struct Envelope {
     pub mailbox: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub topic: Option<String>,
+    /// Stored records leave out a direct message's `to` (`mailbox:<its mailbox>`).
+    #[serde(default)]
+    #[schema(required)]
     pub to: String,
+    #[serde(default = "json_content_type")]
+    #[schema(required)]
     pub content_type: String,
     pub payload: Payload,
     pub encoding: Option<String>,
@@ -100,11 +109,15 @@ pub struct Envelope {
     pub metadata: serde_json::Map<String, Value>,
     #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
+    #[schema(required)]
     pub priority: Priority,
     pub ttl_seconds: Option<u64>,
     pub correlation_id: Option<String>,
     pub reply_to: Option<String>,
     pub thread_id: Option<String>,
+    #[serde(default)]
+    #[schema(required)]
     pub require_ack: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blob: Option<String>,
@@ -114,10 +127,18 @@ pub struct Envelope {
     pub attempt: Option<u32>,
 }
 
+fn json_content_type() -> String {
+    JSON_CONTENT_TYPE.to_owned()
+}
+
+const JSON_CONTENT_TYPE: &str = "application/json";
+
 /// The JSON an [`Envelope`] is stored as: the same field names, without what reading back
-/// restores (the id, which the record starts with, and the seq, the stream position) and without
-/// empty optional fields. About 170 bytes less per message than the API form; records written in
-/// the API form still read back.
+/// restores (the id, which the record starts with; the seq, the stream position; a direct
+/// message's `to`, which its mailbox gives, see [`Envelope::restore_to`]), without empty
+/// optional fields, and without fields that hold their default (`content_type`
+/// `application/json`, `priority` `normal`, `require_ack` false). About 270 bytes less per
+/// message than the API form; records written in the API form still read back.
 #[derive(Serialize)]
 pub struct StoredEnvelope<'a> {
     from: &'a str,
@@ -125,7 +146,9 @@ pub struct StoredEnvelope<'a> {
     mailbox: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     topic: Option<&'a str>,
-    to: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<&'a str>,
+    #[serde(skip_serializing_if = "is_json")]
     content_type: &'a str,
     payload: &'a Payload,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -134,6 +157,7 @@ pub struct StoredEnvelope<'a> {
     metadata: &'a serde_json::Map<String, Value>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tags: &'a [String],
+    #[serde(skip_serializing_if = "Priority::is_normal")]
     priority: Priority,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl_seconds: Option<u64>,
@@ -143,6 +167,7 @@ pub struct StoredEnvelope<'a> {
     reply_to: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     thread_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     require_ack: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     blob: Option<&'a str>,
@@ -159,7 +184,7 @@ impl<'a> From<&'a Envelope> for StoredEnvelope<'a> {
             from: &e.from,
             mailbox: e.mailbox.as_deref(),
             topic: e.topic.as_deref(),
-            to: &e.to,
+            to: (!e.is_direct()).then_some(e.to.as_str()),
             content_type: &e.content_type,
             payload: &e.payload,
             encoding: e.encoding.as_deref(),
@@ -179,7 +204,27 @@ impl<'a> From<&'a Envelope> for StoredEnvelope<'a> {
     }
 }
 
+fn is_json(content_type: &&str) -> bool {
+    *content_type == JSON_CONTENT_TYPE
+}
+
 impl Envelope {
+    /// A direct message in its own mailbox: `to` is `mailbox:<mailbox>`.
+    fn is_direct(&self) -> bool {
+        self.mailbox
+            .as_deref()
+            .is_some_and(|m| self.to.strip_prefix("mailbox:") == Some(m))
+    }
+
+    /// Puts back the `to` a stored record left out (see [`StoredEnvelope`]).
+    pub fn restore_to(&mut self) {
+        if self.to.is_empty() {
+            if let Some(m) = &self.mailbox {
+                self.to = format!("mailbox:{m}");
+            }
+        }
+    }
+
     /// True once `expires_at` has passed: the message is no longer delivered.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.expires_at.is_some_and(|e| e <= now)

@@ -221,6 +221,7 @@ pub fn decode(record: &[u8], seq: u64) -> Result<Envelope, StorageError> {
     if env.id.is_empty() {
         env.id = String::from_utf8_lossy(id).into_owned();
     }
+    env.restore_to();
     env.seq = seq.to_string();
     Ok(env)
 }
@@ -306,12 +307,31 @@ mod tests {
     fn records_leave_out_what_reading_back_restores_and_read_back_whole() {
         let mut e = env(serde_json::json!({"n": 1.50}));
         e.seq = "3".into();
+        e.mailbox = Some("b".into());
         let rec = encode(&e).expect("encodes");
         let json = std::str::from_utf8(&rec[ID_LEN..]).expect("utf-8");
-        for absent in ["\"id\"", "\"seq\"", "null", "\"tags\"", "\"metadata\""] {
+        for absent in [
+            "\"id\"",
+            "\"seq\"",
+            "null",
+            "\"tags\"",
+            "\"metadata\"",
+            "\"to\"",
+            "\"content_type\"",
+            "\"priority\"",
+            "\"require_ack\"",
+        ] {
             assert!(!json.contains(absent), "{absent} in {json}");
         }
         assert_eq!(decode(&rec, 3).expect("decodes"), e);
+        // Fields that differ from what reading back would assume are kept.
+        let mut other = e.clone();
+        other.to = "topic:news".into();
+        other.content_type = "text/plain".into();
+        other.priority = crate::model::Priority::Urgent;
+        other.require_ack = true;
+        let rec = encode(&other).expect("encodes");
+        assert_eq!(decode(&rec, 3).expect("decodes"), other);
         // A record written in the full API form (before this layout) still reads back.
         let mut old = e.id.clone().into_bytes();
         old.extend(serde_json::to_vec(&e).expect("json"));
