@@ -1,8 +1,11 @@
 //! The Redis engine's delivery state (layout in the parent module). Each operation is one
-//! `delivery.lua` call on the mailbox's slot, then a second step on global keys that is safe to
-//! repeat: schedule entries are added with `ZADD LT` (an entry is never later than the truth;
-//! an early one only makes the scheduler look and move it), and dead letters are copied from
-//! the mailbox's outbox into the queue under a deterministic id before the outbox entry goes.
+//! `delivery.lua` call on the mailbox's slot, then, where needed, a second step on global keys
+//! that is safe to repeat: schedule entries are added with `ZADD LT` (an entry is never later
+//! than the truth; an early one only makes the scheduler look and move it), and dead letters
+//! are copied from the mailbox's outbox into the queue under a deterministic id before the
+//! outbox entry goes. On a single Redis the script itself keeps the schedule entries of
+//! receive, take and ack (they are the hot path: one round trip each, not two); on a cluster
+//! the schedule lives in another slot, so those go through the second step too.
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -61,7 +64,10 @@ fn member(mailbox: &str, seq: u64) -> String {
 }
 
 impl RedisEngine {
-    /// A `delivery.lua` call with the common arguments filled in.
+    /// A `delivery.lua` call with the common arguments filled in. On a single Redis it also
+    /// names the global retry schedule, which the script then keeps itself for what it hands
+    /// over and acks; on a cluster the schedule is in another slot, so callers add entries
+    /// (and remove acked ones) in a second step.
     fn delivery_call(
         &self,
         mailbox: &str,
@@ -76,6 +82,9 @@ impl RedisEngine {
         for part in ["ready", "dm", "att", "flight", "wait", "dead", "ids"] {
             inv.key(self.keys.mailbox(mailbox, part));
         }
+        if !self.is_cluster() {
+            inv.key(self.keys.retry());
+        }
         inv.arg(op)
             .arg(now)
             .arg(now + settings.ack_timeout_ms())
@@ -83,7 +92,8 @@ impl RedisEngine {
             .arg(settings.backoff_base_ms)
             .arg(settings.backoff_multiplier)
             .arg(settings.backoff_max_ms)
-            .arg(DeliverySettings::jitter());
+            .arg(DeliverySettings::jitter())
+            .arg(mailbox);
         inv
     }
 
@@ -246,6 +256,10 @@ impl Delivery for RedisEngine {
         let mut c = self.conn().await?;
         let (r, _) = self.run_delivery(&mut c, &inv).await?;
         let (seq, attempt) = settled(&r, id)?;
+        if !self.is_cluster() {
+            // The script removed the schedule entry.
+            return Ok(attempt);
+        }
         // A stale entry left by a failure here only makes the scheduler look once, find
         // nothing due and drop it.
         let mut zrem = redis::cmd("ZREM");

@@ -4,9 +4,14 @@
 -- KEYS[1] messages zset, KEYS[2] ready zset (score = rank * 1e13 + seq), KEYS[3] delivery meta
 -- hash (seq -> "rank:ack:expires_ms"), KEYS[4] attempts hash, KEYS[5] in-flight zset
 -- (score = ack deadline ms), KEYS[6] awaiting-redelivery zset (score = due ms),
--- KEYS[7] dead-letter outbox hash, KEYS[8] id -> seq hash.
+-- KEYS[7] dead-letter outbox hash, KEYS[8] id -> seq hash, and on a single Redis KEYS[9] the
+-- global retry schedule (zset "<mailbox>\n<seq>" by due ms).
 -- ARGV[1] op, ARGV[2] now ms, ARGV[3] ack deadline ms, ARGV[4] max attempts, ARGV[5] backoff
--- base ms, ARGV[6] multiplier, ARGV[7] backoff cap ms, ARGV[8] jitter factor, ARGV[9..] per op.
+-- base ms, ARGV[6] multiplier, ARGV[7] backoff cap ms, ARGV[8] jitter factor, ARGV[9] the
+-- mailbox's name (for schedule members), ARGV[10..] per op.
+-- With KEYS[9] the script keeps the schedule of what it hands over and acks itself (one round
+-- trip); without it (a cluster, where the schedule lives in another slot) it returns the
+-- entries to add, and the caller adds them and removes acked ones in a second step.
 -- Returns {result, buried} where buried is a flat list seq, meta, record of the dead letters this
 -- call put in the outbox (meta = "reason|attempts|failed_at_ms|last_error").
 local msgs, ready, dm, att, flight, wait, dead, ids =
@@ -17,6 +22,10 @@ local deadline = tonumber(ARGV[3])
 local max_attempts = tonumber(ARGV[4])
 local base, mult, cap, jitter = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local buried = {}
+local retry = KEYS[9]
+local function member(seq)
+  return ARGV[9] .. '\n' .. seq
+end
 
 local function meta(seq)
   local m = redis.call('HGET', dm, seq)
@@ -81,8 +90,12 @@ local function hand(seq, got, sched)
   if ack then
     local n = redis.call('HINCRBY', att, seq, 1)
     redis.call('ZADD', flight, deadline, seq)
-    sched[#sched + 1] = seq
-    sched[#sched + 1] = deadline
+    if retry then
+      redis.call('ZADD', retry, 'LT', deadline, member(seq))
+    else
+      sched[#sched + 1] = seq
+      sched[#sched + 1] = deadline
+    end
     got[#got + 1] = seq
     got[#got + 1] = n
     got[#got + 1] = rec
@@ -94,7 +107,7 @@ local function hand(seq, got, sched)
   end
 end
 
--- The message named by ARGV[9] if it awaits an ack: its seq and attempts, or an error reply.
+-- The message named by ARGV[10] if it awaits an ack: its seq and attempts, or an error reply.
 local function pending(id)
   local seq = redis.call('HGET', ids, id)
   if not seq then return nil, {'unknown'} end
@@ -105,7 +118,7 @@ local function pending(id)
 end
 
 if op == 'receive' then
-  local max, scan = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local max, scan = tonumber(ARGV[10]), tonumber(ARGV[11])
   local got, sched = {}, {}
   local looked = 0
   while #got < max * 3 and looked < scan do
@@ -119,7 +132,7 @@ if op == 'receive' then
   return {{got, sched}, buried}
 elseif op == 'redeliver' then
   -- Like receive, but only messages handed over before (attempts > 0): redeliveries.
-  local max, scan = tonumber(ARGV[9]), tonumber(ARGV[10])
+  local max, scan = tonumber(ARGV[10]), tonumber(ARGV[11])
   local got, sched = {}, {}
   for _, seq in ipairs(redis.call('ZRANGE', ready, 0, scan - 1)) do
     if #got >= max * 3 then break end
@@ -128,20 +141,21 @@ elseif op == 'redeliver' then
   return {{got, sched}, buried}
 elseif op == 'take' then
   local got, sched = {}, {}
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     if redis.call('ZSCORE', ready, ARGV[i]) then hand(ARGV[i], got, sched) end
   end
   return {{got, sched}, buried}
 elseif op == 'ack' then
-  local seq, n = pending(ARGV[9])
+  local seq, n = pending(ARGV[10])
   if not seq then return {n, buried} end
   forget(seq)
+  if retry then redis.call('ZREM', retry, member(seq)) end
   return {{'ok', seq, n}, buried}
 elseif op == 'nack' then
-  local seq, n = pending(ARGV[9])
+  local seq, n = pending(ARGV[10])
   if not seq then return {n, buried} end
-  local reason = ARGV[11]
-  if ARGV[10] ~= '1' then
+  local reason = ARGV[12]
+  if ARGV[11] ~= '1' then
     bury(seq, 'rejected', n, reason)
     return {{'dead', seq, n, 'rejected'}, buried}
   end
@@ -157,7 +171,7 @@ elseif op == 'nack' then
 elseif op == 'settle' then
   -- Returns {'gone'} (nothing more is due), {'later', due}, {'ready'} or {'ready', due}
   -- (receivable again; `due` is its expiry), {'dead'}.
-  local seq = ARGV[9]
+  local seq = ARGV[10]
   local rank, ack, exp = meta(seq)
   if not rank then return {{'gone'}, buried} end
   local expired = exp > 0 and exp <= now
@@ -197,7 +211,7 @@ elseif op == 'settle' then
 elseif op == 'retract' then
   -- Removes records a failed batch stored (by id; only the seq they were stored at).
   local n = 0
-  for i = 9, #ARGV, 2 do
+  for i = 10, #ARGV, 2 do
     local id, seq = ARGV[i], ARGV[i + 1]
     if redis.call('HGET', ids, id) == seq then
       forget(seq)
