@@ -205,38 +205,52 @@ impl RedisCluster {
             })
             .unwrap_or_default();
         for _ in 0..3 * (1 + replicas) {
-            let port = free_port();
-            // The cluster bus gets its own free port (port + 10000 may be taken or past 65535).
-            let bus = free_port();
-            let data = c.dir.path().join(port.to_string());
-            std::fs::create_dir_all(&data).expect("node dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "3000"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(&auth)
-                .arg("--dir")
-                .arg(&data)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed for these tests (make test installs it)");
+            // A free port can be taken by a parallel test before the node binds it: then the
+            // node exits at once, and it is started again on other ports.
+            let mut started = None;
+            for _ in 0..5 {
+                let port = free_port();
+                // The cluster bus gets its own free port (port + 10000 may be taken or past 65535).
+                let bus = free_port();
+                let data = c.dir.path().join(port.to_string());
+                std::fs::create_dir_all(&data).expect("node dir");
+                let mut child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args([
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-port",
+                        &bus.to_string(),
+                    ])
+                    .args(["--cluster-config-file", "nodes.conf"])
+                    .args(["--cluster-node-timeout", "3000"])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .args(&auth)
+                    .arg("--dir")
+                    .arg(&data)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect(
+                        "redis-server must be installed for these tests (make test installs it)",
+                    );
+                let mut exited = false;
+                wait_until(
+                    Duration::from_secs(30),
+                    "a cluster node to answer PING",
+                    || {
+                        exited = matches!(child.try_wait(), Ok(Some(_)));
+                        exited || c.cli(port, &["ping"]).contains("PONG")
+                    },
+                );
+                if !exited {
+                    started = Some((child, port));
+                    break;
+                }
+            }
+            let (child, port) = started.expect("a cluster node started within 5 tries");
             c.children.push(child);
             c.ports.push(port);
-        }
-        for &port in &c.ports {
-            wait_until(
-                Duration::from_secs(30),
-                "a cluster node to answer PING",
-                || c.cli(port, &["ping"]).contains("PONG"),
-            );
         }
         let nodes: Vec<String> = c.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let mut create = Command::new("redis-cli");
