@@ -43,15 +43,21 @@ pub async fn e2e(
         size,
     } = plan;
     println!("e2e: {messages} messages at {rate}/s, {size} B, broker {base}");
+    // A fresh mailbox per run, so earlier runs never fill it (a full mailbox refuses every
+    // send); removed afterwards.
+    let inbox = format!(
+        "bench-e2e-{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
     let token = auth
-        .mint("bench-e2e", &[], Some(3600))
+        .mint(&inbox, &[], Some(3600))
         .map_err(|e| e.client_message())?
         .0;
     let (mut ws, _) = tokio_tungstenite::connect_async(ws_url(base, &token))
         .await
         .map_err(|e| format!("connect: {e}"))?;
     ws.send(Message::Text(
-        json!({"op": "subscribe", "ref": "s", "target": "mailbox:bench-e2e", "from": "latest"})
+        json!({"op": "subscribe", "ref": "s", "target": format!("mailbox:{inbox}"), "from": "latest"})
             .to_string()
             .into(),
     ))
@@ -77,6 +83,9 @@ pub async fn e2e(
     }
     let pad = "x".repeat(size.saturating_sub(40));
     let senders = Arc::new(senders);
+    let to = format!("mailbox:{inbox}");
+    let first_error = Arc::new(std::sync::OnceLock::new());
+    let send_error = first_error.clone();
     let send_task = tokio::spawn(async move {
         let slots = Arc::new(Semaphore::new(128));
         let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate.max(1)));
@@ -86,10 +95,16 @@ pub async fn e2e(
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let (c, pad) = (senders[i % senders.len()].clone(), pad.clone());
+            let (c, pad, to) = (senders[i % senders.len()].clone(), pad.clone(), to.clone());
+            let send_error = send_error.clone();
             tokio::spawn(async move {
                 let t = start.elapsed().as_nanos() as u64;
-                let _ = c.send(&json!({"to": "mailbox:bench-e2e", "payload": {"t": t, "i": i, "pad": pad}})).await;
+                if let Err(e) = c
+                    .send(&json!({"to": to, "payload": {"t": t, "i": i, "pad": pad}}))
+                    .await
+                {
+                    let _ = send_error.set(e.to_string());
+                }
                 drop(permit);
             });
         }
@@ -117,6 +132,11 @@ pub async fn e2e(
     pb.finish_and_clear();
     let _ = send_task.await;
     let elapsed = start.elapsed();
+    let _ = ws.close(None).await;
+    super::bench::delete_sink(base, auth, &inbox).await;
+    if let Some(e) = first_error.get() {
+        println!("first send error: {e}");
+    }
     let errors = messages - lat.len();
     lat.sort_unstable();
     let broker = Figures {
