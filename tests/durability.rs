@@ -105,3 +105,56 @@ async fn redis_down_without_a_spool_means_503_and_honest_readiness_then_recovery
         "AOF kept the message; the refused one was not stored"
     );
 }
+
+/// Every Redis connection breaks when Redis restarts. Once the broker is ready again, each call
+/// gets a working connection: none is handed a dead one (the broker keeps `redis.pool_size`
+/// shared connections and drops them all when one breaks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_redis_restart_no_call_gets_a_dead_connection() {
+    let mut b = Broker::start_with(
+        EngineKind::Redis,
+        &[
+            ("MAILBOX__SPOOL__MAX_BYTES", "0"),
+            ("MAILBOX__REDIS__POOL_SIZE", "4"),
+        ],
+    );
+    // More calls than connections, so every connection is made and in use.
+    for i in 0..12 {
+        b.send("alice", "bob", json!({"payload": i})).await;
+    }
+    b.redis.as_mut().expect("redis").restart();
+    let (http, url) = (b.http.clone(), b.url("/health/ready"));
+    let rt = tokio::runtime::Handle::current();
+    common::wait_until(
+        Duration::from_secs(15),
+        "readiness after Redis returns",
+        || {
+            tokio::task::block_in_place(|| {
+                rt.block_on(async {
+                    http.get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16() == 200)
+                        .unwrap_or(false)
+                })
+            })
+        },
+    );
+    // One broken connection is found by the first call that uses it; from then on every call
+    // (they take the connections in turn) succeeds.
+    let mut failed = 0;
+    for i in 0..12 {
+        let (s, _) = b
+            .post(
+                &b.token("alice"),
+                "/v1/messages",
+                &json!({"to": "mailbox:bob", "payload": format!("after {i}")}),
+            )
+            .await;
+        if s != 201 {
+            failed += 1;
+        }
+    }
+    assert!(failed <= 1, "{failed} of 12 sends after the restart failed");
+    assert_eq!(b.messages("bob").await.len(), 12 + 12 - failed);
+}
