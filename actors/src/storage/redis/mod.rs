@@ -11,7 +11,8 @@
 //! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
 //! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
 //! - `P:mb:{bob}:ready`  zset: receivable now, score = priority rank * 1e13 + seq, member = seq
-//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms` of every message not yet settled
+//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms` of every message not yet settled that
+//!   awaits an ack or expires (one that does neither is unsettled while it is in `ready`)
 //! - `P:mb:{bob}:att`    hash: seq -> delivery attempts made
 //! - `P:mb:{bob}:flight` zset: in flight, score = ack deadline (ms)
 //! - `P:mb:{bob}:wait`   zset: awaiting redelivery, score = due time (ms)

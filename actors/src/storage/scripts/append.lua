@@ -93,7 +93,11 @@ for i = 0, n - 1 do
     redis.call('HSET', ids, id, seq)
     if tracked then
       redis.call('ZADD', ready, string.format('%.0f', tonumber(rank) * 1e13 + seq), seq)
-      redis.call('HSET', dm, seq, rank .. ':' .. ack .. ':' .. exp)
+      -- A message that needs no ack and never expires gets no entry: while it is in ready it
+      -- is receivable, and once handed over it is done (see meta() in delivery.lua).
+      if ack == '1' or exp ~= '0' then
+        redis.call('HSET', dm, seq, rank .. ':' .. ack .. ':' .. exp)
+      end
       if ack == '1' and exp ~= '0' then
         sched[#sched + 1] = seq
         sched[#sched + 1] = exp

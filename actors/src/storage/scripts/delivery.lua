@@ -27,9 +27,15 @@ local function member(seq)
   return ARGV[9] .. '\n' .. seq
 end
 
+-- rank, ack required, expires_at ms of an unsettled message; nil once it is settled. A message
+-- that needs no ack and never expires has no dm entry: it is unsettled while it is in ready.
 local function meta(seq)
   local m = redis.call('HGET', dm, seq)
-  if not m then return nil end
+  if not m then
+    local score = redis.call('ZSCORE', ready, seq)
+    if not score then return nil end
+    return math.floor(tonumber(score) / 1e13), false, 0
+  end
   local r, a, e = string.match(m, '^(%d+):(%d):(%d+)$')
   if not r then return nil end
   return tonumber(r), a == '1', tonumber(e)
