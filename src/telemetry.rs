@@ -26,14 +26,15 @@ pub fn init_logging(cfg: &Log, node_id: &str) -> Option<otlp::OtlpHandle> {
             .boxed(),
         LogFormat::Text => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
+    let mut failed = None;
     let (export, handle) = if cfg.otlp_endpoint.is_empty() {
         (None, None)
     } else {
         match otlp::start(&cfg.otlp_endpoint, &cfg.otlp_service_name, node_id) {
             Ok((layer, handle)) => (Some(layer), Some(handle)),
             Err(e) => {
-                // No subscriber yet to log through.
-                eprintln!("warning: OTLP export not started: {e}");
+                // Logged once the subscriber below is installed.
+                failed = Some(e);
                 (None, None)
             }
         }
@@ -45,6 +46,9 @@ pub fn init_logging(cfg: &Log, node_id: &str) -> Option<otlp::OtlpHandle> {
         .try_init();
     if installed.is_err() {
         return None;
+    }
+    if let Some(e) = failed {
+        tracing::warn!(endpoint = %cfg.otlp_endpoint, error = %e, "OTLP export not started");
     }
     if handle.is_some() {
         tracing::info!(endpoint = %cfg.otlp_endpoint, "exporting spans and logs over OTLP/HTTP");

@@ -74,23 +74,7 @@ async fn redis_down_without_a_spool_means_503_and_honest_readiness_then_recovery
     assert_eq!(s, 200, "the process itself is alive");
 
     b.redis.as_mut().expect("redis").restart();
-    let (http, url) = (b.http.clone(), b.url("/health/ready"));
-    let rt = tokio::runtime::Handle::current();
-    common::wait_until(
-        Duration::from_secs(15),
-        "readiness after Redis returns",
-        || {
-            tokio::task::block_in_place(|| {
-                rt.block_on(async {
-                    http.get(&url)
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16() == 200)
-                        .unwrap_or(false)
-                })
-            })
-        },
-    );
+    wait_ready_again(&b);
     b.send("alice", "bob", json!({"payload": "after"})).await;
     let (_, page) = b.get(&b.token("bob"), "/v1/mailboxes/bob/messages").await;
     let payloads: Vec<_> = page["messages"]
@@ -123,23 +107,7 @@ async fn after_a_redis_restart_no_call_gets_a_dead_connection() {
         b.send("alice", "bob", json!({"payload": i})).await;
     }
     b.redis.as_mut().expect("redis").restart();
-    let (http, url) = (b.http.clone(), b.url("/health/ready"));
-    let rt = tokio::runtime::Handle::current();
-    common::wait_until(
-        Duration::from_secs(15),
-        "readiness after Redis returns",
-        || {
-            tokio::task::block_in_place(|| {
-                rt.block_on(async {
-                    http.get(&url)
-                        .send()
-                        .await
-                        .map(|r| r.status().as_u16() == 200)
-                        .unwrap_or(false)
-                })
-            })
-        },
-    );
+    wait_ready_again(&b);
     // One broken connection is found by the first call that uses it; from then on every call
     // (they take the connections in turn) succeeds.
     let mut failed = 0;
@@ -157,4 +125,25 @@ async fn after_a_redis_restart_no_call_gets_a_dead_connection() {
     }
     assert!(failed <= 1, "{failed} of 12 sends after the restart failed");
     assert_eq!(b.messages("bob").await.len(), 12 + 12 - failed);
+}
+
+/// Waits (at most 15 s) for `/health/ready` to answer 200 after Redis came back.
+fn wait_ready_again(b: &Broker) {
+    let (http, url) = (b.http.clone(), b.url("/health/ready"));
+    let rt = tokio::runtime::Handle::current();
+    common::wait_until(
+        Duration::from_secs(15),
+        "readiness after Redis returns",
+        || {
+            tokio::task::block_in_place(|| {
+                rt.block_on(async {
+                    http.get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16() == 200)
+                        .unwrap_or(false)
+                })
+            })
+        },
+    );
 }
