@@ -32,13 +32,15 @@ use crate::error::ApiError;
 /// document ([`crate::openapi`]) is collected from these very registrations.
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(
+        // Routes with path parameters are matched one after another by regex (actix-router),
+        // so the hot ones come first: send, then receive/ack/nack, then the rest.
         utoipa_actix_web::scope("/v1")
             .configure(messages::routes)
+            .configure(delivery::routes)
+            .configure(crate::ws::routes)
             .configure(mailboxes::routes)
             .configure(topics::routes)
             .configure(subscriptions::routes)
-            .configure(crate::ws::routes)
-            .configure(delivery::routes)
             .configure(dead_letters::routes)
             .configure(overview::routes)
             .configure(admin::routes)
