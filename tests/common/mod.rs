@@ -448,7 +448,9 @@ impl Broker {
                     .to_string(),
             ),
             ("MAILBOX__LOG__LEVEL".into(), "warn".into()),
-            ("MAILBOX__REDIS__COMMAND_TIMEOUT_MS".into(), "500".into()),
+            // The default (2 s): a loaded CI box running many brokers in parallel can take over
+            // 500 ms for a call, and a timed-out append is spooled (202), not stored (201).
+            ("MAILBOX__REDIS__COMMAND_TIMEOUT_MS".into(), "2000".into()),
         ];
         if let Some(url) = redis.as_ref().map(RedisServer::url).or(shared_url) {
             env.push(("MAILBOX__REDIS__URL".into(), url));
