@@ -53,6 +53,8 @@ pub struct Server {
     pub node_id: String,
     pub shutdown_timeout_seconds: u64,
     pub actor_idle_seconds: u64,
+    /// HTTP/WebSocket worker threads; 0: one per CPU core.
+    pub workers: usize,
     /// PEM certificate chain of the HTTPS/WSS listener; empty (with `tls_key_file`): plain HTTP.
     pub tls_cert_file: PathBuf,
     /// PEM private key of `tls_cert_file`.

@@ -64,6 +64,14 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
+/// HTTP/WebSocket worker threads: `server.workers`, or one per core (as actix-web's default).
+fn workers(config: &Config) -> usize {
+    match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        n => n,
+    }
+}
+
 fn engine(config: &Config) -> Result<Engine, StartError> {
     Ok(match config.storage.engine {
         EngineKind::Memory => Engine::Memory(MemoryEngine::new()),
@@ -72,6 +80,7 @@ fn engine(config: &Config) -> Result<Engine, StartError> {
             cluster_urls: config.redis.cluster_urls.clone(),
             access: config.redis.access()?,
             pool_size: config.redis.pool_size,
+            threads: workers(config) + 1,
             key_prefix: config.redis.key_prefix.clone(),
             command_timeout: Duration::from_millis(config.redis.command_timeout_ms),
         })?),
@@ -269,6 +278,7 @@ pub async fn run(
     .tcp_nodelay(true)
     .shutdown_timeout(config.server.shutdown_timeout_seconds)
     .disable_signals();
+    let server = server.workers(workers(&config));
     let server = match &tls {
         Some(tls) => server.listen_rustls_0_23(listener, tls.clone())?,
         None => server.listen(listener)?,

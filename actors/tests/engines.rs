@@ -61,6 +61,7 @@ async fn engines() -> (Vec<Engine>, Redis) {
         cluster_urls: Vec::new(),
         access: Default::default(),
         pool_size: 4,
+        threads: 1,
         key_prefix: "t".into(),
         command_timeout: Duration::from_secs(2),
     })

@@ -58,7 +58,7 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// `max_len`: events kept (the oldest go first). Starts the writer task, so it must be
-    /// called inside a Tokio runtime.
+    /// called on a thread of the actor system.
     pub fn new(registry: &RegistryHandle, max_len: u64, alerts: AlertSettings) -> Self {
         Self::start(registry.storage().clone(), max_len, alerts)
     }
@@ -66,7 +66,7 @@ impl AuditLog {
     fn start(storage: StorageHandle, max_len: u64, alerts: AlertSettings) -> Self {
         let (queue, mut rx) = mpsc::channel::<AuditEvent>(QUEUE);
         let writer = storage.clone();
-        tokio::spawn(async move {
+        actix::spawn(async move {
             while let Some(event) = rx.recv().await {
                 if let Err(e) = writer.audit_append(event, max_len).await {
                     tracing::warn!(error = %e, "could not store an audit event");

@@ -5,10 +5,11 @@
 //! It has one message, [`Call`]: any operation of the engine, as a closure over it. The
 //! operations are declared once, in [`super::engine`], which also generates the
 //! [`StorageHandle`] method of each from the same line; so neither this actor nor the handle
-//! restates an operation, and a new one needs no edit here. The handler wraps every call in the
-//! breaker and returns its future without awaiting it, so calls run concurrently and the actor
-//! never serialises I/O. A call, once handed to the actor, runs to its end even if the caller
-//! stops waiting: the engine never sees half an operation dropped by a gone client.
+//! restates an operation, and a new one needs no edit here. Every call is wrapped in the
+//! breaker and runs concurrently with the others, never serialised. A call made on a thread of
+//! the actor system runs as a task of that thread (see [`StorageHandle::call`]); one made
+//! elsewhere is handed to the actor. Either way a call, once started, runs to its end even if
+//! the caller stops waiting: the engine never sees half an operation dropped by a gone client.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -113,15 +114,20 @@ impl<T: 'static> Handler<Call<T>> for StorageActor {
     type Result = ResponseFuture<Result<T, StorageError>>;
 
     fn handle(&mut self, Call(op): Call<T>, _: &mut Context<Self>) -> Self::Result {
-        let engine = self.engine.clone();
-        let breaker = self.breaker.clone();
-        Box::pin(async move {
-            breaker.check()?;
-            let r = op(engine).await;
-            breaker.record(&r);
-            r
-        })
+        Box::pin(guarded(self.engine.clone(), self.breaker.clone(), op))
     }
+}
+
+/// One call through the circuit breaker.
+async fn guarded<T>(
+    engine: Arc<dyn StorageEngine>,
+    breaker: Arc<Breaker>,
+    op: impl FnOnce(Arc<dyn StorageEngine>) -> OpFuture<T>,
+) -> Result<T, StorageError> {
+    breaker.check()?;
+    let r = op(engine).await;
+    breaker.record(&r);
+    r
 }
 
 /// Cloneable, typed access to the storage actor. Its operation methods (`append`, `receive`,
@@ -130,6 +136,7 @@ impl<T: 'static> Handler<Call<T>> for StorageActor {
 #[derive(Clone)]
 pub struct StorageHandle {
     addr: Addr<StorageActor>,
+    engine: Arc<dyn StorageEngine>,
     breaker: Arc<Breaker>,
     kind: &'static str,
 }
@@ -144,11 +151,15 @@ impl StorageHandle {
         let breaker = Arc::new(Breaker::default());
         let kind = engine.kind();
         let engine = engine.shared();
-        let b = breaker.clone();
-        let addr = Supervisor::start(move |_| StorageActor { engine, breaker: b });
+        let (e, b) = (engine.clone(), breaker.clone());
+        let addr = Supervisor::start(move |_| StorageActor {
+            engine: e,
+            breaker: b,
+        });
         metrics::gauge!("mailbox_storage_circuit_open").set(0.0);
         Self {
             addr,
+            engine,
             breaker,
             kind,
         }
@@ -162,15 +173,28 @@ impl StorageHandle {
         self.breaker.is_open()
     }
 
-    /// Runs `op` on the engine through the actor (and so through the circuit breaker). `op`
-    /// owns its arguments: the call may outlive the caller.
+    /// Runs `op` on the engine through the circuit breaker. `op` owns its arguments: the call
+    /// may outlive the caller, and runs to its end even if the caller stops waiting.
+    ///
+    /// On a thread of the actor system (the system's thread, an HTTP worker) the call runs
+    /// right there, as a task of that thread, over that thread's own Redis connections, so a
+    /// request and its Redis round trip never change threads. Elsewhere it goes through the
+    /// storage actor.
     pub(super) async fn call<T, F, Fut>(&self, op: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<dyn StorageEngine>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, StorageError>> + 'static,
     {
-        let op = Call(Box::new(move |engine| Box::pin(op(engine)) as OpFuture<T>));
-        self.addr.send(op).await.map_err(gone)?
+        let op = move |engine| Box::pin(op(engine)) as OpFuture<T>;
+        if actix::Arbiter::try_current().is_some() {
+            let task = actix::spawn(guarded(self.engine.clone(), self.breaker.clone(), op));
+            return task.await.unwrap_or_else(|e| {
+                Err(StorageError::Unavailable(format!(
+                    "storage call failed: {e}"
+                )))
+            });
+        }
+        self.addr.send(Call(Box::new(op))).await.map_err(gone)?
     }
 }

@@ -31,36 +31,77 @@ pub(super) enum Backend {
     Cluster(Arc<ClusterLink>),
 }
 
-/// The connections to a single Redis: `redis.pool_size` lanes, each holding one connection
-/// checked out of the deadpool pool on first use and then shared by every caller of the lane
-/// (a multiplexed connection pipelines concurrent commands); callers take lanes round-robin.
-/// Checking a connection out per call, as before, cost a round trip each time (deadpool
-/// health-checks a checkout with `UNWATCH` + `PING`), so every storage call paid two. When a
-/// connection fails with a broken-connection error or a timeout, every lane drops its
-/// connection (see [`Lanes::discard`]) and its next caller checks out a fresh one.
-/// Nothing here relies on per-connection state: no `WATCH`, no blocking command, no
-/// subscription (the event bus has its own connection).
+/// The connections to a single Redis. Every thread that calls storage (the actor system's
+/// thread, each HTTP worker) has its own lanes, `redis.pool_size` split evenly among those
+/// threads (at least one each: fewer, busier connections per thread batch more commands per
+/// write and cost both sides fewer wake-ups), each holding one connection
+/// made on that thread on first use and then shared by every caller of the lane on that thread
+/// (a multiplexed connection pipelines concurrent commands); callers take their thread's lanes
+/// round-robin. A multiplexed connection's reader and writer run as a task on the runtime that
+/// made it, so keeping a thread's calls on its own connections keeps a request, its Redis
+/// round trip and its answer on one thread: no hand-over to another thread and back, which
+/// cost a wake-up (and often a context switch) each way.
+/// Connections come from a deadpool pool and are detached from it at once (the pool only
+/// makes them, with the configured timeouts, password and TLS): checking one out per call, as
+/// long ago, cost a round trip each time (deadpool health-checks a checkout with `UNWATCH` +
+/// `PING`). When a connection fails with a broken-connection error or a timeout, every
+/// connection made so far, on every thread, is dropped (see [`Lanes::discard`]) and the next
+/// caller of a lane makes a fresh one. Nothing here relies on per-connection state: no
+/// `WATCH`, no blocking command, no subscription (the event bus has its own connection).
 pub(super) struct Lanes {
     pool: Pool,
-    lanes: Vec<Mutex<Option<(u64, deadpool_redis::Connection)>>>,
-    next: AtomicUsize,
+    /// Lanes per thread.
+    per_thread: usize,
+    threads: std::sync::RwLock<HashMap<std::thread::ThreadId, Arc<ThreadLanes>>>,
+    /// Connections made so far (each is numbered by it).
     generation: AtomicU64,
+    /// Connections numbered below this were discarded: not handed out again.
+    floor: AtomicU64,
     timeout: Duration,
 }
 
+/// One thread's lanes.
+struct ThreadLanes {
+    slots: Vec<Mutex<Option<(u64, MultiplexedConnection)>>>,
+    next: AtomicUsize,
+}
+
 impl Lanes {
+    /// The calling thread's lanes (made on its first call).
+    fn mine(&self) -> Arc<ThreadLanes> {
+        let me = std::thread::current().id();
+        if let Some(t) = self
+            .threads
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&me)
+        {
+            return Arc::clone(t);
+        }
+        let mut threads = self.threads.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(threads.entry(me).or_insert_with(|| {
+            Arc::new(ThreadLanes {
+                slots: (0..self.per_thread).map(|_| Mutex::new(None)).collect(),
+                next: AtomicUsize::new(0),
+            })
+        }))
+    }
+
     async fn get(self: &Arc<Self>) -> Result<Conn, StorageError> {
-        let lane = self.next.fetch_add(1, Ordering::Relaxed) % self.lanes.len();
+        let mine = self.mine();
+        let lane = mine.next.fetch_add(1, Ordering::Relaxed) % mine.slots.len();
         let taken = tokio::time::timeout(self.timeout, async {
-            let mut slot = self.lanes[lane].lock().await;
-            if let Some((_, conn)) = slot.as_ref() {
-                return Ok(MultiplexedConnection::clone(conn));
+            let mut slot = mine.slots[lane].lock().await;
+            let floor = self.floor.load(Ordering::Relaxed);
+            if let Some((_, conn)) = slot.as_ref().filter(|(g, _)| *g >= floor) {
+                return Ok(conn.clone());
             }
-            let conn = self.pool.get().await?;
+            // Made here, so its reader and writer run on this thread; detached from the pool,
+            // which only makes connections.
+            let conn = deadpool_redis::Connection::take(self.pool.get().await?);
             let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-            let shared = MultiplexedConnection::clone(&conn);
-            *slot = Some((generation, conn));
-            Ok::<_, StorageError>(shared)
+            *slot = Some((generation, conn.clone()));
+            Ok::<_, StorageError>(conn)
         })
         .await;
         match taken {
@@ -75,22 +116,16 @@ impl Lanes {
         }
     }
 
-    /// After a connection broke: detaches every connection made so far from the pool. A
-    /// broken connection usually means Redis restarted or the network failed, which broke the
-    /// others too (including those made since the failing call took its own); dropping them all
-    /// at once means the next callers reconnect, rather than each finding one more dead lane
-    /// behind the circuit breaker's probe, one per cool-down. At worst a few good connections
-    /// are made again. Connections made after this call are kept.
-    async fn discard(&self) {
-        let upto = self.generation.load(Ordering::Relaxed);
-        for lane in &self.lanes {
-            let mut slot = lane.lock().await;
-            if slot.as_ref().is_some_and(|(g, _)| *g < upto) {
-                if let Some((_, conn)) = slot.take() {
-                    drop(deadpool_redis::Connection::take(conn));
-                }
-            }
-        }
+    /// After a connection broke: no connection made so far is handed out again, on any
+    /// thread (each lane drops its own on its next call). A broken connection usually means
+    /// Redis restarted or the network failed, which broke the others too (including those
+    /// made since the failing call took its own); dropping them all at once means the next
+    /// callers reconnect, rather than each finding one more dead lane behind the circuit
+    /// breaker's probe, one per cool-down. At worst a few good connections are made again.
+    /// Connections made after this call are kept.
+    fn discard(&self) {
+        self.floor
+            .fetch_max(self.generation.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -103,14 +138,14 @@ pub(super) struct Shared {
 impl Shared {
     /// After a failed call: a broken connection or one that stopped answering is not handed
     /// out again.
-    async fn check<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
+    fn check<T>(&self, r: RedisResult<T>) -> RedisResult<T> {
         if let Err(e) = &r {
             if e.is_io_error()
                 || e.is_connection_dropped()
                 || e.is_timeout()
                 || e.is_unrecoverable_error()
             {
-                self.lanes.discard().await;
+                self.lanes.discard();
             }
         }
         r
@@ -160,11 +195,10 @@ impl Backend {
             .map_err(|e| StorageError::Unavailable(format!("bad redis config: {e}")))?;
         Ok(Self::Single(Arc::new(Lanes {
             pool,
-            lanes: (0..settings.pool_size.max(1))
-                .map(|_| Mutex::new(None))
-                .collect(),
-            next: AtomicUsize::new(0),
+            per_thread: (settings.pool_size / settings.threads.max(1)).max(1),
+            threads: Default::default(),
             generation: AtomicU64::new(0),
+            floor: AtomicU64::new(0),
             timeout: settings.command_timeout,
         })))
     }
@@ -207,7 +241,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => Box::pin(async move {
                 let r = c.conn.req_packed_command(cmd).await;
-                c.check(r).await
+                c.check(r)
             }),
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
@@ -222,7 +256,7 @@ impl redis::aio::ConnectionLike for Conn {
         match self {
             Conn::Single(c) => Box::pin(async move {
                 let r = c.conn.req_packed_commands(pipeline, offset, count).await;
-                c.check(r).await
+                c.check(r)
             }),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
         }

@@ -73,7 +73,11 @@ pub struct RedisSettings {
     pub cluster_urls: Vec<String>,
     /// Password file and TLS trust applied to `url` (see [`connect`]).
     pub access: connect::RedisAccess,
+    /// Most connections to a single Redis, split evenly among the threads that call storage
+    /// (at least one each; see [`conn`]).
     pub pool_size: usize,
+    /// Threads expected to call storage: the HTTP workers and the actor system's thread.
+    pub threads: usize,
     pub key_prefix: String,
     /// How long one command may take before the call fails as unavailable.
     pub command_timeout: Duration,
