@@ -17,6 +17,8 @@
 //! reconnect or a failover; announcements in between are lost, which only delays pushes (see
 //! above).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,6 +64,46 @@ pub struct EventBus {
     link: Link,
     keys: Keys,
     node: String,
+    outbox: Arc<Outbox>,
+}
+
+/// Announcements not yet sent. While one batch is on its way, new announcements gather here
+/// and go together in the next round trip (one pipeline), so a busy node sends one round trip
+/// per batch rather than one per group commit, and never queues tasks behind a lock.
+#[derive(Default)]
+struct Outbox {
+    pending: std::sync::Mutex<Pending>,
+    /// A caller is sending: the others only add to `pending`.
+    sending: AtomicBool,
+}
+
+#[derive(Default)]
+struct Pending {
+    /// `(stream, first, last)` in the order they were announced.
+    groups: Vec<(String, u64, u64)>,
+    /// The index in `groups` of each stream's latest group.
+    latest: HashMap<String, usize>,
+}
+
+impl Pending {
+    /// Adds a group; one that continues the stream's latest pending group (`first` right after
+    /// its `last`) extends it instead, so a listener fetches the same records either way.
+    fn add(&mut self, stream: &str, first: u64, last: u64) {
+        if let Some(&i) = self.latest.get(stream) {
+            let g = &mut self.groups[i];
+            if first > 0 && g.2 > 0 && g.2 + 1 == first {
+                g.2 = last;
+                return;
+            }
+        }
+        self.latest.insert(stream.to_owned(), self.groups.len());
+        self.groups.push((stream.to_owned(), first, last));
+    }
+
+    fn take(&mut self) -> Vec<(String, u64, u64)> {
+        self.latest.clear();
+        std::mem::take(&mut self.groups)
+    }
 }
 
 impl std::fmt::Debug for EventBus {
@@ -107,6 +149,7 @@ impl EventBus {
             },
             keys: Keys::new(key_prefix),
             node: node.to_owned(),
+            outbox: Arc::default(),
         })
     }
 
@@ -128,33 +171,73 @@ impl EventBus {
             },
             keys: Keys::new(key_prefix),
             node: node.to_owned(),
+            outbox: Arc::default(),
         })
     }
 
-    /// Tells other nodes that `stream` got messages `first..=seq`. Best effort.
+    /// Tells the other nodes that `stream` got the records `first..=seq`. Batched (see
+    /// [`Outbox`]): the caller that finds nobody sending sends everything pending, round trip
+    /// after round trip, until nothing is left. Best effort.
     pub async fn announce(&self, stream: &str, first: u64, seq: u64) {
-        let msg = format!("{}\t{stream}\t{seq}\t{first}", self.node);
+        self.pending().add(stream, first, seq);
+        let outbox = &self.outbox;
+        if outbox.sending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        loop {
+            let batch = self.pending().take();
+            if batch.is_empty() {
+                outbox.sending.store(false, Ordering::Release);
+                // An announcement added after the take, while `sending` was still set, found
+                // a sender: unless another caller took over since, send it too.
+                if self.pending().groups.is_empty() || outbox.sending.swap(true, Ordering::AcqRel) {
+                    return;
+                }
+                continue;
+            }
+            self.publish(batch).await;
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.outbox
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends announcements: `node \t stream \t seq \t first` each.
+    async fn publish(&self, batch: Vec<(String, u64, u64)>) {
+        let line = |(stream, first, seq): &(String, u64, u64)| {
+            format!("{}\t{stream}\t{seq}\t{first}", self.node)
+        };
         match &self.link {
             Link::Single { client, publisher } => {
-                let mut guard = publisher.lock().await;
-                if guard.is_none() {
-                    match client.get_multiplexed_async_connection().await {
-                        Ok(c) => *guard = Some(c),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "event bus: cannot connect to announce");
-                            return;
+                let mut conn = {
+                    let mut guard = publisher.lock().await;
+                    if guard.is_none() {
+                        match client.get_multiplexed_async_connection().await {
+                            Ok(c) => *guard = Some(c),
+                            Err(e) => {
+                                tracing::debug!(error = %e, "event bus: cannot connect to announce");
+                                return;
+                            }
                         }
                     }
+                    let Some(c) = guard.as_ref() else { return };
+                    c.clone()
+                };
+                let mut pipe = redis::pipe();
+                for g in &batch {
+                    pipe.cmd("PUBLISH")
+                        .arg(self.keys.events())
+                        .arg(line(g))
+                        .ignore();
                 }
-                let Some(conn) = guard.as_mut() else { return };
-                let sent: Result<i64, _> = redis::cmd("PUBLISH")
-                    .arg(self.keys.events())
-                    .arg(msg)
-                    .query_async(conn)
-                    .await;
+                let sent: Result<(), _> = pipe.query_async(&mut conn).await;
                 if let Err(e) = sent {
                     tracing::debug!(error = %e, "event bus: announce failed");
-                    *guard = None;
+                    *publisher.lock().await = None;
                 }
             }
             Link::Cluster {
@@ -162,7 +245,7 @@ impl EventBus {
                 access,
                 publisher,
             } => {
-                let mut conn = {
+                let conn = {
                     let mut guard = publisher.lock().await;
                     if guard.is_none() {
                         let made = match connect::cluster_builder(urls, access)
@@ -186,14 +269,20 @@ impl EventBus {
                     let Some(c) = guard.as_ref() else { return };
                     c.clone()
                 };
-                // The cluster connection is multiplexed and heals itself: no lock while sending.
-                let sent: Result<i64, _> = redis::cmd("SPUBLISH")
-                    .arg(self.keys.event_shard_of(stream))
-                    .arg(msg)
-                    .query_async(&mut conn)
-                    .await;
-                if let Err(e) = sent {
-                    tracing::debug!(error = %e, "event bus: announce failed");
+                // The cluster connection is multiplexed and heals itself; each announcement
+                // goes to its stream's shard channel, all of them at once.
+                let sends = batch.iter().map(|g| {
+                    let mut conn = conn.clone();
+                    let cmd = redis::cmd("SPUBLISH")
+                        .arg(self.keys.event_shard_of(&g.0))
+                        .arg(line(g))
+                        .to_owned();
+                    async move { cmd.query_async::<i64>(&mut conn).await }
+                });
+                for sent in futures_util::future::join_all(sends).await {
+                    if let Err(e) = sent {
+                        tracing::debug!(error = %e, "event bus: announce failed");
+                    }
                 }
             }
         }
@@ -293,5 +382,36 @@ impl EventBus {
         // itself after a reconnect.
         drop(conn);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_announcements_join_only_groups_that_follow_each_other() {
+        let mut p = Pending::default();
+        p.add("alice", 1, 3);
+        p.add("bob", 1, 1);
+        p.add("alice", 4, 6);
+        // A gap: another node stored 7..9 in between, so 10..11 is a group of its own (a
+        // listener fetches exactly each range and must not push the other node's records).
+        p.add("alice", 10, 11);
+        p.add("bob", 0, 0);
+        p.add("bob", 2, 2);
+        assert_eq!(
+            p.take(),
+            vec![
+                ("alice".to_owned(), 1, 6),
+                ("bob".to_owned(), 1, 1),
+                ("alice".to_owned(), 10, 11),
+                ("bob".to_owned(), 0, 0),
+                ("bob".to_owned(), 2, 2),
+            ]
+        );
+        assert!(p.take().is_empty());
+        p.add("alice", 12, 12);
+        assert_eq!(p.take(), vec![("alice".to_owned(), 12, 12)]);
     }
 }
