@@ -26,19 +26,34 @@ local tracked = ARGV[tail + 2] ~= '1'
 local max_len = tonumber(redis.call('HGET', meta, 'max_len') or ARGV[1])
 local overflow = redis.call('HGET', meta, 'overflow') or ARGV[tail] or 'reject'
 
+-- Redis calls from Lua cost about a microsecond each beyond their work: each kind of write is
+-- one variadic call for the whole group (in chunks, as Lua's unpack has a stack limit).
+local CHUNK = 1000
+local function each_chunk(list, step, f)
+  for i = 1, #list, CHUNK * step do
+    f(unpack(list, i, math.min(i + CHUNK * step - 1, #list)))
+  end
+end
+local function bulk(cmd, key, list)
+  each_chunk(list, 2, function(...) redis.call(cmd, key, ...) end)
+end
+
+-- A message id the stream already holds (a spool replay, a retried write whose answer was
+-- lost) is answered as a duplicate of itself, never stored twice.
+local idlist = {}
+for i = 0, n - 1 do idlist[i + 1] = ARGV[4 + i * W] end
+local held = {}
+each_chunk(idlist, 1, function(...)
+  for _, at in ipairs(redis.call('HMGET', ids, ...)) do held[#held + 1] = at end
+end)
 local prior = {}
 local fresh = 0
 for i = 0, n - 1 do
-  local id = ARGV[4 + i * W]
+  local id = idlist[i + 1]
   local k = tonumber(ARGV[4 + i * W + 2])
   local prev = false
   if k > 0 then prev = redis.call('GET', KEYS[k]) end
-  -- A message id the stream already holds (a spool replay, a retried write whose answer was
-  -- lost) is answered as a duplicate of itself, never stored twice.
-  if not prev then
-    local at = redis.call('HGET', ids, id)
-    if at then prev = id .. ':' .. at end
-  end
+  if not prev and held[i + 1] then prev = id .. ':' .. held[i + 1] end
   if prev then prior[i + 1] = prev else fresh = fresh + 1 end
 end
 
@@ -76,6 +91,7 @@ end
 
 redis.call('HSETNX', meta, 'created_at', ARGV[2])
 local results, sched = {}, {}
+local zmsgs, hids, zready, hdm = {}, {}, {}, {}
 -- One counter bump for the whole group: fresh records take the seqs after the old value, in order.
 local next_seq = 1
 if fresh > 0 then next_seq = redis.call('HINCRBY', meta, 'seq', fresh) - fresh + 1 end
@@ -89,14 +105,18 @@ for i = 0, n - 1 do
     local rank, ack, exp = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
     local seq = next_seq
     next_seq = next_seq + 1
-    redis.call('ZADD', msgs, seq, rec)
-    redis.call('HSET', ids, id, seq)
+    zmsgs[#zmsgs + 1] = seq
+    zmsgs[#zmsgs + 1] = rec
+    hids[#hids + 1] = id
+    hids[#hids + 1] = seq
     if tracked then
-      redis.call('ZADD', ready, string.format('%.0f', tonumber(rank) * 1e13 + seq), seq)
+      zready[#zready + 1] = string.format('%.0f', tonumber(rank) * 1e13 + seq)
+      zready[#zready + 1] = seq
       -- A message that needs no ack and never expires gets no entry: while it is in ready it
       -- is receivable, and once handed over it is done (see meta() in delivery.lua).
       if ack == '1' or exp ~= '0' then
-        redis.call('HSET', dm, seq, rank .. ':' .. ack .. ':' .. exp)
+        hdm[#hdm + 1] = seq
+        hdm[#hdm + 1] = rank .. ':' .. ack .. ':' .. exp
       end
       if ack == '1' and exp ~= '0' then
         sched[#sched + 1] = seq
@@ -107,4 +127,8 @@ for i = 0, n - 1 do
     results[i + 1] = {0, seq}
   end
 end
+bulk('ZADD', msgs, zmsgs)
+bulk('HSET', ids, hids)
+bulk('ZADD', ready, zready)
+bulk('HSET', dm, hdm)
 return {results, evicted, buried, sched}
