@@ -213,19 +213,12 @@ impl EventBus {
         };
         match &self.link {
             Link::Single { client, publisher } => {
-                let mut conn = {
-                    let mut guard = publisher.lock().await;
-                    if guard.is_none() {
-                        match client.get_multiplexed_async_connection().await {
-                            Ok(c) => *guard = Some(c),
-                            Err(e) => {
-                                tracing::debug!(error = %e, "event bus: cannot connect to announce");
-                                return;
-                            }
-                        }
-                    }
-                    let Some(c) = guard.as_ref() else { return };
-                    c.clone()
+                let made = async {
+                    let c = client.get_multiplexed_async_connection().await;
+                    c.map_err(|e| e.to_string())
+                };
+                let Some(mut conn) = connected(publisher, made).await else {
+                    return;
                 };
                 let mut pipe = redis::pipe();
                 for g in &batch {
@@ -245,29 +238,15 @@ impl EventBus {
                 access,
                 publisher,
             } => {
-                let conn = {
-                    let mut guard = publisher.lock().await;
-                    if guard.is_none() {
-                        let made = match connect::cluster_builder(urls, access)
-                            .map_err(|e| e.to_string())
-                            .and_then(|b| b.build().map_err(|e| e.to_string()))
-                        {
-                            Ok(client) => client
-                                .get_async_connection()
-                                .await
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e),
-                        };
-                        match made {
-                            Ok(c) => *guard = Some(c),
-                            Err(e) => {
-                                tracing::debug!(error = %e, "event bus: cannot connect to announce");
-                                return;
-                            }
-                        }
-                    }
-                    let Some(c) = guard.as_ref() else { return };
-                    c.clone()
+                let made = async {
+                    let client = connect::cluster_builder(urls, access)
+                        .map_err(|e| e.to_string())
+                        .and_then(|b| b.build().map_err(|e| e.to_string()))?;
+                    let c = client.get_async_connection().await;
+                    c.map_err(|e| e.to_string())
+                };
+                let Some(conn) = connected(publisher, made).await else {
+                    return;
                 };
                 // The cluster connection is multiplexed and heals itself; each announcement
                 // goes to its stream's shard channel, all of them at once.
@@ -383,6 +362,25 @@ impl EventBus {
         drop(conn);
         Ok(())
     }
+}
+
+/// The publishing connection in `slot`, made with `make` when there is none yet (or the last
+/// one failed); `None` when it cannot be made (announcements are best effort).
+async fn connected<C: Clone>(
+    slot: &Mutex<Option<C>>,
+    make: impl std::future::Future<Output = Result<C, String>>,
+) -> Option<C> {
+    let mut guard = slot.lock().await;
+    if guard.is_none() {
+        match make.await {
+            Ok(c) => *guard = Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "event bus: cannot connect to announce");
+                return None;
+            }
+        }
+    }
+    guard.clone()
 }
 
 #[cfg(test)]
