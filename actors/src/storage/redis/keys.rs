@@ -34,12 +34,12 @@ impl Keys {
     /// `idem:<sender>:<key>`, `ready`, `dm`, `att`, `flight`, `wait`, `dead` (see the engine's
     /// module doc).
     pub fn mailbox(&self, mailbox: &str, part: &str) -> String {
-        format!("{}:mb:{{{mailbox}}}:{part}", self.prefix)
+        concat(&[&self.prefix, ":mb:{", mailbox, "}:", part])
     }
 
     /// `P:tp:{<topic>}:<part>`: `meta`, `msgs`, `ids`, `idem:<sender>:<key>`.
     pub fn topic(&self, topic: &str, part: &str) -> String {
-        format!("{}:tp:{{{topic}}}:{part}", self.prefix)
+        concat(&[&self.prefix, ":tp:{", topic, "}:", part])
     }
 
     /// A key of a mailbox or a topic history.
@@ -144,6 +144,16 @@ impl Keys {
     }
 }
 
+/// `parts` joined, in one allocation: a storage call names up to ten keys of its stream, and
+/// `format!` cost ~2 % of the broker's CPU in `bench ack`.
+fn concat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +168,7 @@ mod tests {
         }
         assert_eq!(k.mailbox("bob", "meta"), "mbx:mb:{bob}:meta");
         let t = Slot::for_key(k.topic("news.eu", "meta"));
+        assert_eq!(k.topic("news.eu", "meta"), "mbx:tp:{news.eu}:meta");
         assert_eq!(Slot::for_key(k.topic("news.eu", "idem:a:b")), t);
         assert_eq!(
             Slot::for_key(k.subs("all")),
