@@ -17,7 +17,6 @@
 //! reconnect or a failover; announcements in between are lost, which only delays pushes (see
 //! above).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,31 +76,25 @@ struct Outbox {
     sending: AtomicBool,
 }
 
+/// `(stream, first, last)` in the order they were announced.
 #[derive(Default)]
 struct Pending {
-    /// `(stream, first, last)` in the order they were announced.
     groups: Vec<(String, u64, u64)>,
-    /// The index in `groups` of each stream's latest group.
-    latest: HashMap<String, usize>,
 }
 
 impl Pending {
     /// Adds a group; one that continues the stream's latest pending group (`first` right after
     /// its `last`) extends it instead, so a listener fetches the same records either way.
     fn add(&mut self, stream: &str, first: u64, last: u64) {
-        if let Some(&i) = self.latest.get(stream) {
-            let g = &mut self.groups[i];
-            if first > 0 && g.2 > 0 && g.2 + 1 == first {
-                g.2 = last;
-                return;
-            }
+        let latest = self.groups.iter_mut().rev().find(|g| g.0 == stream);
+        if let Some(g) = latest.filter(|g| first > 0 && g.2 > 0 && g.2 + 1 == first) {
+            g.2 = last;
+            return;
         }
-        self.latest.insert(stream.to_owned(), self.groups.len());
         self.groups.push((stream.to_owned(), first, last));
     }
 
     fn take(&mut self) -> Vec<(String, u64, u64)> {
-        self.latest.clear();
         std::mem::take(&mut self.groups)
     }
 }
