@@ -5,6 +5,7 @@
 //! actix-ws message stream to the actor's context. Do not "fix" this back.
 
 pub mod frames;
+mod outbound;
 pub mod session;
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -36,9 +37,9 @@ async fn upgrade(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let agent = authenticate(&req, &state)?;
-    let (response, session, stream) = actix_ws::handle(&req, body)
+    // actix-ws's `Session` is not used: the session's frames are written by our own body.
+    let (response, _, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::BadRequest(format!("not a WebSocket upgrade: {e}")))?;
     state.ops.connect(&agent).await;
-    session::WsSession::start(agent, state, session, stream);
-    Ok(response)
+    Ok(session::WsSession::start(agent, state, response, stream))
 }

@@ -1,8 +1,8 @@
 //! The session actor: one per WebSocket connection. It reads the actix-ws message stream (added
 //! to the actor's context), answers ops, and forwards pushes from mailbox actors.
 //!
-//! Writes go through a bounded queue (`ws.max_pending`) to a writer task that owns the actix-ws
-//! `Session`. A live push that finds the queue full closes the session with 1013: nothing is
+//! Writes go through a bounded queue (`ws.max_pending`) that the response body itself drains
+//! (see [`super::outbound`]). A live push that finds the queue full closes the session with 1013: nothing is
 //! lost, the agent resumes from the last seq it saw. Backlog replay waits for room instead.
 //!
 //! Exact resume: a subscription registers with the mailbox actor *before* it replays the backlog
@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web;
+use actix_web::body::BoxBody;
+use actix_web::{web, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use mailbox_actors::mailbox::messages::{Pushed, SubscriberKey};
 use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
@@ -36,6 +37,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::frames::{message_frame, ServerFrame};
+use super::outbound::{Outbound, Outgoing};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::ops::{MailboxStart, WatchTarget};
@@ -52,12 +54,6 @@ pub const CLOSE_TRY_AGAIN: u16 = 1013;
 const MAX_REPLAY_BUFFER: usize = 10_000;
 /// A replay page.
 const REPLAY_PAGE: usize = 500;
-
-enum Outgoing {
-    Text(String),
-    Ping,
-    Pong(web::Bytes),
-}
 
 enum Mode {
     /// Replaying from storage; live pushes wait here.
@@ -93,50 +89,19 @@ pub struct WsSession {
     next_sub: u64,
 }
 
-/// Owns the actix-ws session: sends queued frames, and a close (which jumps the queue).
-async fn writer(
-    mut session: actix_ws::Session,
-    mut rx: mpsc::Receiver<Outgoing>,
-    close: oneshot::Receiver<CloseReason>,
-) {
-    let mut close = std::pin::pin!(close);
-    loop {
-        tokio::select! {
-            biased;
-            reason = &mut close => {
-                if let Ok(reason) = reason {
-                    // A client that reads nothing may never take the close frame: bound the wait.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), session.close(Some(reason))).await;
-                }
-                return;
-            }
-            next = rx.recv() => {
-                let sent = match next {
-                    Some(Outgoing::Text(t)) => session.text(t).await,
-                    Some(Outgoing::Ping) => session.ping(b"").await,
-                    Some(Outgoing::Pong(b)) => session.pong(&b).await,
-                    None => return,
-                };
-                if sent.is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 impl WsSession {
-    /// Starts the actor for an upgraded connection.
+    /// Starts the actor for an upgraded connection; answers the response whose body writes the
+    /// session's frames (`response` is actix-ws's handshake answer).
     pub fn start(
         agent: Agent,
         state: web::Data<AppState>,
-        session: actix_ws::Session,
+        response: HttpResponse,
         stream: actix_ws::MessageStream,
-    ) -> Addr<Self> {
+    ) -> HttpResponse {
         let max_frame = state.config.ws.max_frame_bytes;
         let (tx, rx) = mpsc::channel(state.config.ws.max_pending.max(1));
         let (close_tx, close_rx) = oneshot::channel();
-        actix_web::rt::spawn(writer(session, rx, close_rx));
+        let response = response.map_body(|_, ws| BoxBody::new(Outbound::new(rx, close_rx, ws)));
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         WsSession::create(move |ctx| {
             ctx.add_stream(
@@ -155,7 +120,8 @@ impl WsSession {
                 subs: HashMap::new(),
                 next_sub: 1,
             }
-        })
+        });
+        response
     }
 
     fn session_name(&self) -> String {
