@@ -29,15 +29,13 @@ use actix_web::body::BoxBody;
 use actix_web::{web, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError};
 use mailbox_actors::mailbox::messages::{Pushed, SubscriberKey};
-use mailbox_actors::mailbox::{BrowseQuery, MailboxHandle};
+use mailbox_actors::mailbox::BrowseQuery;
 use mailbox_actors::registry::CloseSession;
-use mailbox_actors::topic::TopicHandle;
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
 
 use super::frames::{message_frame, ServerFrame};
-use super::outbound::{Outbound, Outgoing};
+use super::outbound::{self, Frames, Outgoing, Refused};
 use crate::auth::Agent;
 use crate::error::ApiError;
 use crate::ops::{MailboxStart, WatchTarget};
@@ -61,12 +59,13 @@ enum Mode {
     Live,
 }
 
-/// Where a subscription's messages come from.
+/// Where a subscription's messages come from. Names, not handles: a handle carries the whole
+/// registry handle (~300 bytes), and every session keeps a table of these.
 enum Source {
     /// A mailbox: backlog, then live; exact resume.
-    Mailbox(MailboxHandle),
+    Mailbox(String),
     /// One topic: live, with exact resume from its history when `from` is a seq.
-    Topic(TopicHandle),
+    Topic(String),
     /// A topic pattern with wildcards: live only, pushes are sent as they come.
     Pattern,
 }
@@ -82,8 +81,7 @@ pub struct WsSession {
     id: u64,
     agent: Agent,
     state: web::Data<AppState>,
-    out: mpsc::Sender<Outgoing>,
-    close: Option<oneshot::Sender<CloseReason>>,
+    out: Frames,
     last_seen: Instant,
     subs: HashMap<String, Subscription>,
     next_sub: u64,
@@ -99,9 +97,8 @@ impl WsSession {
         stream: actix_ws::MessageStream,
     ) -> HttpResponse {
         let max_frame = state.config.ws.max_frame_bytes;
-        let (tx, rx) = mpsc::channel(state.config.ws.max_pending.max(1));
-        let (close_tx, close_rx) = oneshot::channel();
-        let response = response.map_body(|_, ws| BoxBody::new(Outbound::new(rx, close_rx, ws)));
+        let (out, body) = outbound::channel(state.config.ws.max_pending);
+        let response = response.map_body(|_, ws| BoxBody::new(body.keeping(ws)));
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         WsSession::create(move |ctx| {
             ctx.add_stream(
@@ -114,8 +111,7 @@ impl WsSession {
                 id,
                 agent,
                 state,
-                out: tx,
-                close: Some(close_tx),
+                out,
                 last_seen: Instant::now(),
                 subs: HashMap::new(),
                 next_sub: 1,
@@ -132,7 +128,7 @@ impl WsSession {
     fn send(&mut self, frame: Outgoing, ctx: &mut Context<Self>) -> bool {
         match self.out.try_send(frame) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 metrics::counter!("mailbox_ws_slow_consumers_total").increment(1);
                 tracing::info!(session = self.id, agent = %self.agent.id, "slow consumer: closing with 1013");
                 self.close_with(
@@ -142,7 +138,7 @@ impl WsSession {
                 );
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(Refused::Closed) => {
                 ctx.stop();
                 false
             }
@@ -177,12 +173,10 @@ impl WsSession {
     }
 
     fn close_with(&mut self, code: u16, reason: &str, ctx: &mut Context<Self>) {
-        if let Some(c) = self.close.take() {
-            let _ = c.send(CloseReason {
-                code: CloseCode::from(code),
-                description: (!reason.is_empty()).then(|| reason.to_owned()),
-            });
-        }
+        self.out.close(CloseReason {
+            code: CloseCode::from(code),
+            description: (!reason.is_empty()).then(|| reason.to_owned()),
+        });
         ctx.stop();
     }
 
@@ -206,7 +200,7 @@ impl WsSession {
         self.subs.insert(
             sub_id.clone(),
             Subscription {
-                source: Source::Mailbox(mailbox.clone()),
+                source: Source::Mailbox(name),
                 cursor: 0,
                 mode: Mode::CatchingUp(Vec::new()),
             },
@@ -248,8 +242,8 @@ impl WsSession {
             return;
         };
         let source = match &sub.source {
-            Source::Mailbox(m) => Replay::Mailbox(m.clone()),
-            Source::Topic(t) => Replay::Topic(t.clone()),
+            Source::Mailbox(m) => Replay::Mailbox(self.state.ops.registry().mailbox(m)),
+            Source::Topic(t) => Replay::Topic(self.state.ops.registry().topic(t)),
             Source::Pattern => return,
         };
         let (mut cursor, out, reader) = (sub.cursor, self.out.clone(), self.agent.id.clone());
@@ -365,7 +359,8 @@ impl WsSession {
             subscription,
         };
         match source {
-            Source::Mailbox(m) => {
+            Source::Mailbox(name) => {
+                let m = self.state.ops.registry().mailbox(&name);
                 actix_web::rt::spawn(async move { m.unsubscribe(key).await });
             }
             Source::Topic(_) | Source::Pattern => {

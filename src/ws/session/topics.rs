@@ -69,7 +69,7 @@ impl WsSession {
         self.subs.insert(
             sub_id.clone(),
             Subscription {
-                source: Source::Topic(topic.clone()),
+                source: Source::Topic(pattern.clone()),
                 cursor: 0,
                 mode: Mode::CatchingUp(Vec::new()),
             },
