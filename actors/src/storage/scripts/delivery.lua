@@ -29,6 +29,12 @@ end
 
 -- rank, ack required, expires_at ms of an unsettled message; nil once it is settled. A message
 -- that needs no ack and never expires has no dm entry: it is unsettled while it is in ready.
+local function parse(m)
+  local r, a, e = string.match(m, '^(%d+):(%d):(%d+)$')
+  if not r then return nil end
+  return tonumber(r), a == '1', tonumber(e)
+end
+
 local function meta(seq)
   local m = redis.call('HGET', dm, seq)
   if not m then
@@ -36,9 +42,7 @@ local function meta(seq)
     if not score then return nil end
     return math.floor(tonumber(score) / 1e13), false, 0
   end
-  local r, a, e = string.match(m, '^(%d+):(%d):(%d+)$')
-  if not r then return nil end
-  return tonumber(r), a == '1', tonumber(e)
+  return parse(m)
 end
 
 local function attempts(seq)
@@ -49,10 +53,13 @@ local function record(seq)
   return redis.call('ZRANGEBYSCORE', msgs, seq, seq)[1]
 end
 
+-- A seq is in at most one of flight, wait and ready (every move takes it out of one before it
+-- enters another), so the first removal that finds it ends the search: an ack, the usual case,
+-- costs one ZREM rather than three.
 local function forget(seq)
-  redis.call('ZREM', ready, seq)
-  redis.call('ZREM', flight, seq)
-  redis.call('ZREM', wait, seq)
+  if redis.call('ZREM', flight, seq) == 0 and redis.call('ZREM', wait, seq) == 0 then
+    redis.call('ZREM', ready, seq)
+  end
   redis.call('HDEL', att, seq)
   redis.call('HDEL', dm, seq)
 end
@@ -78,11 +85,14 @@ local function score(rank, seq)
   return string.format('%.0f', rank * 1e13 + tonumber(seq))
 end
 
--- Hands `seq` (taken out of ready) over once. Appends seq, attempt, record to `got`, and
--- seq, deadline to `sched` when an ack is awaited.
+-- Hands `seq` over once if it is in ready (taking it out). Appends seq, attempt, record to
+-- `got`, and seq, deadline to `sched` when an ack is awaited. Without a dm entry a message needs
+-- no ack and never expires (its rank is not needed here).
 local function hand(seq, got, sched)
-  local rank, ack, exp = meta(seq)
-  redis.call('ZREM', ready, seq)
+  if redis.call('ZREM', ready, seq) == 0 then return end
+  local rank, ack, exp = 2, false, 0
+  local m = redis.call('HGET', dm, seq)
+  if m then rank, ack, exp = parse(m) end
   if not rank then return end
   if exp > 0 and exp <= now then
     if ack then bury(seq, 'expired', attempts(seq), 'ttl passed before delivery') else forget(seq) end
@@ -106,7 +116,9 @@ local function hand(seq, got, sched)
     got[#got + 1] = n
     got[#got + 1] = rec
   else
-    forget(seq)
+    -- Handed over once and done. It left ready above, never had attempts, and has a dm entry
+    -- only if it expires (see append.lua).
+    if exp > 0 then redis.call('HDEL', dm, seq) end
     got[#got + 1] = seq
     got[#got + 1] = 1
     got[#got + 1] = rec
@@ -148,7 +160,7 @@ elseif op == 'redeliver' then
 elseif op == 'take' then
   local got, sched = {}, {}
   for i = 10, #ARGV do
-    if redis.call('ZSCORE', ready, ARGV[i]) then hand(ARGV[i], got, sched) end
+    hand(ARGV[i], got, sched)
   end
   return {{got, sched}, buried}
 elseif op == 'ack' then
