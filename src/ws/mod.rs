@@ -2,7 +2,8 @@
 //!
 //! The design card names actix-web-actors, which is deprecated upstream. We use its successor,
 //! actix-ws, and keep each connection an actix actor ([`session::WsSession`]) by adding the
-//! actix-ws message stream to the actor's context. Do not "fix" this back.
+//! actix-ws message stream to the actor's context. Do not "fix" this back. Frames go out through
+//! our own response body (`outbound.rs`), not actix-ws's `Session`.
 
 pub mod frames;
 mod outbound;
