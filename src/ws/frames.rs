@@ -195,9 +195,28 @@ impl ServerFrame {
 }
 
 /// A `message` frame built around an envelope already serialized once for all subscribers.
+/// One allocation per push: a fanout builds one of these per subscriber.
 pub fn message_frame(subscription: &str, envelope_json: &str) -> String {
-    let sub = serde_json::to_string(subscription).unwrap_or_else(|_| "\"\"".to_owned());
-    format!(r#"{{"type":"message","subscription":{sub},"message":{envelope_json}}}"#)
+    const HEAD: &str = r#"{"type":"message","subscription":"#;
+    const MID: &str = r#","message":"#;
+    let mut f = String::with_capacity(
+        HEAD.len() + subscription.len() + 2 + MID.len() + envelope_json.len() + 1,
+    );
+    f.push_str(HEAD);
+    if subscription
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\')
+    {
+        f.push('"');
+        f.push_str(subscription);
+        f.push('"');
+    } else {
+        f.push_str(&serde_json::to_string(subscription).unwrap_or_else(|_| "\"\"".to_owned()));
+    }
+    f.push_str(MID);
+    f.push_str(envelope_json);
+    f.push('}');
+    f
 }
 
 #[cfg(test)]
@@ -273,5 +292,10 @@ mod tests {
         assert_eq!(v["type"], "message");
         assert_eq!(v["subscription"], "s1");
         assert_eq!(v["message"]["seq"], "3");
+        for sub in ["news.\"eu\"", "a\\b", "tab\there", "ünï"] {
+            let f = message_frame(sub, "{}");
+            let v: Value = serde_json::from_str(&f).expect("json");
+            assert_eq!(v["subscription"], sub);
+        }
     }
 }
