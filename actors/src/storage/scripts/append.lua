@@ -105,17 +105,20 @@ for i = 0, n - 1 do
     local rank, ack, exp = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
     local seq = next_seq
     next_seq = next_seq + 1
-    zmsgs[#zmsgs + 1] = seq
+    -- The seq's text, made once with an integer conversion: a Lua number handed to redis.call
+    -- is printed with '%.14g' (glibc's float printing) every time.
+    local s = string.format('%d', seq)
+    zmsgs[#zmsgs + 1] = s
     zmsgs[#zmsgs + 1] = rec
     hids[#hids + 1] = id
-    hids[#hids + 1] = seq
+    hids[#hids + 1] = s
     if tracked then
-      zready[#zready + 1] = string.format('%.0f', tonumber(rank) * 1e13 + seq)
-      zready[#zready + 1] = seq
+      zready[#zready + 1] = string.format('%d', tonumber(rank) * 1e13 + seq)
+      zready[#zready + 1] = s
       -- A message that needs no ack and never expires gets no entry: while it is in ready it
       -- is receivable, and once handed over it is done (see meta() in delivery.lua).
       if ack == '1' or exp ~= '0' then
-        hdm[#hdm + 1] = seq
+        hdm[#hdm + 1] = s
         hdm[#hdm + 1] = rank .. ':' .. ack .. ':' .. exp
       end
       if ack == '1' and exp ~= '0' then
@@ -123,7 +126,7 @@ for i = 0, n - 1 do
         sched[#sched + 1] = exp
       end
     end
-    if k > 0 then redis.call('SET', KEYS[k], id .. ':' .. seq, 'EX', 86400) end
+    if k > 0 then redis.call('SET', KEYS[k], id .. ':' .. s, 'EX', 86400) end
     results[i + 1] = {0, seq}
   end
 end
