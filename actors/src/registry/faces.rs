@@ -11,22 +11,22 @@ use crate::storage::StorageError;
 impl RegistryHandle {
     /// Does storage answer? (Readiness probes; the error says why not.)
     pub async fn ping(&self) -> Result<(), StorageError> {
-        self.storage.ping().await
+        self.0.storage.ping().await
     }
 
     /// `memory` or `redis`.
     pub fn storage_kind(&self) -> &'static str {
-        self.storage.engine_kind()
+        self.0.storage.engine_kind()
     }
 
     /// The agents known to have a mailbox (admin overview; broadcasts reach exactly these).
     pub async fn known_agents(&self) -> Result<Vec<String>, Error> {
-        Ok(self.storage.known_agents().await?)
+        Ok(self.0.storage.known_agents().await?)
     }
 
     /// Records `agent` as known, so broadcasts reach its mailbox.
     pub async fn touch_agent(&self, agent: &str) -> Result<(), Error> {
-        Ok(self.storage.touch(agent).await?)
+        Ok(self.0.storage.touch(agent).await?)
     }
 }
 
