@@ -194,6 +194,33 @@ impl ServerFrame {
     }
 }
 
+/// An `ok` frame serialized straight from the op's result (the same text as
+/// [`ServerFrame::Ok`], without building a JSON map first). A result that is not a JSON object
+/// answers an empty `ok`, as `ServerFrame::Ok` with an empty map does.
+pub fn ok_frame(reference: Option<&str>, result: &impl Serialize) -> String {
+    #[derive(Serialize)]
+    struct OkFrame<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<&'a str>,
+        #[serde(flatten)]
+        result: &'a T,
+    }
+    let frame = OkFrame {
+        kind: "ok",
+        reference,
+        result,
+    };
+    serde_json::to_string(&frame).unwrap_or_else(|_| {
+        ServerFrame::Ok {
+            reference: reference.map(str::to_owned),
+            result: serde_json::Map::new(),
+        }
+        .to_text()
+    })
+}
+
 /// A `message` frame built around an envelope already serialized once for all subscribers.
 /// One allocation per push: a fanout builds one of these per subscriber.
 pub fn message_frame(subscription: &str, envelope_json: &str) -> String {
@@ -283,6 +310,40 @@ mod tests {
                 assert_eq!(e.details()["field"], f, "{text}");
             }
         }
+    }
+
+    #[test]
+    fn ok_frames_match_the_map_built_ones() {
+        #[derive(Serialize)]
+        struct Receipt {
+            id: &'static str,
+            seq: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            note: Option<String>,
+        }
+        let r = Receipt {
+            id: "01J",
+            seq: 7,
+            note: None,
+        };
+        let old = |reference: Option<String>, v: Value| {
+            let result = match v {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            };
+            ServerFrame::Ok { reference, result }.to_text()
+        };
+        let v = serde_json::to_value(&r).expect("value");
+        assert_eq!(ok_frame(Some("r1"), &r), old(Some("r1".into()), v.clone()));
+        assert_eq!(ok_frame(None, &r), old(None, v));
+        assert_eq!(
+            ok_frame(Some("r2"), &42),
+            old(Some("r2".into()), serde_json::json!(42))
+        );
+        assert_eq!(
+            ok_frame(None, &serde_json::json!({"n": 1})),
+            r#"{"type":"ok","n":1}"#
+        );
     }
 
     #[test]

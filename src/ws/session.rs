@@ -34,7 +34,7 @@ use mailbox_actors::registry::CloseSession;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::frames::{message_frame, ServerFrame};
+use super::frames::{message_frame, ok_frame, ServerFrame};
 use super::outbound::{self, Frames, Outgoing, Refused};
 use crate::auth::Agent;
 use crate::error::ApiError;
@@ -79,7 +79,8 @@ struct Subscription {
 
 pub struct WsSession {
     id: u64,
-    agent: Agent,
+    /// Shared with the ops in flight (each op of a session used to clone the whole agent).
+    agent: std::sync::Arc<Agent>,
     state: web::Data<AppState>,
     out: Frames,
     last_seen: Instant,
@@ -109,7 +110,7 @@ impl WsSession {
             );
             WsSession {
                 id,
-                agent,
+                agent: std::sync::Arc::new(agent),
                 state,
                 out,
                 last_seen: Instant::now(),
@@ -150,11 +151,7 @@ impl WsSession {
     }
 
     fn ok(&mut self, reference: Option<String>, result: &impl Serialize, ctx: &mut Context<Self>) {
-        let result = match serde_json::to_value(result) {
-            Ok(Value::Object(m)) => m,
-            _ => serde_json::Map::new(),
-        };
-        self.send_frame(&ServerFrame::Ok { reference, result }, ctx);
+        self.send(Outgoing::Text(ok_frame(reference.as_deref(), result)), ctx);
     }
 
     fn error(&mut self, reference: Option<String>, e: &ApiError, ctx: &mut Context<Self>) {

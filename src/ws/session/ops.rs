@@ -40,7 +40,8 @@ impl WsSession {
         }
         tracing::debug!("ws op");
         let reference = frame.reference().map(str::to_owned);
-        let (ops, agent) = (self.state.ops.clone(), self.agent.clone());
+        // The app state and the agent are shared, not copied: an op's future holds them.
+        let (state, agent) = (self.state.clone(), self.agent.clone());
         match frame {
             ClientFrame::Ping { .. } => self.send_frame(&ServerFrame::Pong { reference }, ctx),
             ClientFrame::Subscribe { target, from, .. } => {
@@ -68,7 +69,11 @@ impl WsSession {
                     message: *message,
                     idempotency_key,
                 };
-                self.answer(reference, async move { ops.send(&agent, args).await }, ctx);
+                self.answer(
+                    reference,
+                    async move { state.ops.send(&agent, args).await },
+                    ctx,
+                );
             }
             ClientFrame::Read {
                 mailbox,
@@ -77,11 +82,11 @@ impl WsSession {
                 ..
             } => {
                 let args = MarkReadArgs { ids, up_to };
-                let fut = async move { ops.mark_read(&agent, &mailbox, args).await };
+                let fut = async move { state.ops.mark_read(&agent, &mailbox, args).await };
                 self.answer(reference, fut, ctx);
             }
             ClientFrame::Ack { mailbox, id, .. } => {
-                let fut = async move { ops.ack(&agent, &mailbox, &id).await };
+                let fut = async move { state.ops.ack(&agent, &mailbox, &id).await };
                 self.answer(reference, fut, ctx);
             }
             ClientFrame::Nack {
@@ -92,7 +97,7 @@ impl WsSession {
                 ..
             } => {
                 let args = NackArgs { requeue, reason };
-                let fut = async move { ops.nack(&agent, &mailbox, &id, args).await };
+                let fut = async move { state.ops.nack(&agent, &mailbox, &id, args).await };
                 self.answer(reference, fut, ctx);
             }
         }
@@ -105,7 +110,8 @@ impl WsSession {
         T: Serialize,
         F: Future<Output = Result<T, ApiError>> + 'static,
     {
-        let op = op.instrument(tracing::Span::current());
+        // Boxed first: an op's future is large, and each adapter below would move it again.
+        let op = Box::pin(op).instrument(tracing::Span::current());
         ctx.spawn(op.into_actor(self).map(move |r, act, ctx| match r {
             Ok(v) => act.ok(reference, &v, ctx),
             Err(e) => act.error(reference, &e, ctx),
