@@ -2,8 +2,8 @@
 //! to the actor's context), answers ops, and forwards pushes from mailbox actors.
 //!
 //! Writes go through a bounded queue (`ws.max_pending`) that the response body itself drains
-//! (see [`super::outbound`]). A live push that finds the queue full closes the session with 1013: nothing is
-//! lost, the agent resumes from the last seq it saw. Backlog replay waits for room instead.
+//! (`outbound.rs`). A live push that finds the queue full closes the session with 1013: nothing
+//! is lost, the agent resumes from the last seq it saw. Backlog replay waits for room instead.
 //!
 //! Exact resume: a subscription registers with the mailbox actor *before* it replays the backlog
 //! from storage; pushes that arrive meanwhile are buffered and, once the replay is done, only
