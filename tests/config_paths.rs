@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, mint, wait_until, SECRET};
+use common::{free_port, listens, mint, wait_until, SECRET};
 use serde_json::json;
 
 /// The broker, started with `cwd` as its working directory and no `MAILBOX__PERMISSIONS__…`.
@@ -44,7 +43,7 @@ impl Serve {
                 }
                 panic!("the broker exited ({status}): {err}");
             }
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
+            listens(child.id(), port)
         });
         Self { child, port }
     }

@@ -4,11 +4,10 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, mint, wait_until, SECRET};
+use common::{free_port, mint, wait_listening, SECRET};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -31,9 +30,11 @@ async fn requests_and_websocket_ops_log_with_a_request_id() {
         .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("start the broker");
-    wait_until(Duration::from_secs(20), "the broker to listen", || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    assert!(
+        wait_listening(&mut child, port, "the broker to listen"),
+        "the broker exited: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 
     // HTTP: the answer's X-Request-Id is the id the request's log lines carry.
     let r = reqwest::Client::new()

@@ -16,11 +16,69 @@ use serde_json::Value;
 
 pub const SECRET: &str = "test-secret-0123456789";
 
+/// A port nobody listens on now, never handed out twice in one test binary (parallel tests
+/// would otherwise race for it). A parallel process may still take it before the caller binds
+/// it: callers that start a server check that *their* process listens (`listens`).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// Whether process `pid` holds a socket listening on 127.0.0.1:`port` (Linux `/proc`). A TCP
+/// connect alone cannot tell: it may reach another process that took the port, or connect the
+/// socket to itself when the port is in the ephemeral range and nobody listens.
+pub fn listens(pid: u32, port: u16) -> bool {
+    let want = format!("0100007F:{port:04X}");
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return false;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // local_address, state 0A = LISTEN, inode
+            (f.len() > 9 && f[1] == want && f[3] == "0A").then(|| format!("socket:[{}]", f[9]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .map(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+            .unwrap_or(false)
+    })
+}
+
+/// Waits (bounded) until `child` listens on `port`; false when it exited first (typically
+/// because a parallel test took the port).
+pub fn wait_listening(child: &mut Child, port: u16, what: &str) -> bool {
+    let mut exited = false;
+    wait_until(Duration::from_secs(20), what, || {
+        exited = matches!(child.try_wait(), Ok(Some(_)));
+        exited || listens(child.id(), port)
+    });
+    !exited
+}
+
+/// Sets `key` in an environment list, replacing an earlier value.
+pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: String) {
+    env.retain(|(k, _)| k != key);
+    env.push((key.to_owned(), value));
 }
 
 /// Waits for `cond` at most `limit`, polling every 20 ms.
@@ -65,12 +123,19 @@ impl RedisServer {
             child: None,
             dir,
         };
-        s.spawn();
-        s
+        for _ in 0..5 {
+            if s.spawn() {
+                return s;
+            }
+            // A parallel test took the port first: again on another one.
+            s.port = free_port();
+        }
+        panic!("redis-server could not bind a free port in 5 tries");
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+    /// Starts redis-server on `self.port`; false when it exited first (the port was taken).
+    fn spawn(&mut self) -> bool {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -78,13 +143,17 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed for these tests (make test installs it: apt-get install -y redis-server)");
+        let up = wait_listening(&mut child, self.port, "redis-server to listen");
         self.child = Some(child);
         let port = self.port;
-        wait_until(
-            Duration::from_secs(10),
-            "redis-server to answer PING",
-            || redis_ping(port),
-        );
+        if up {
+            wait_until(
+                Duration::from_secs(10),
+                "redis-server to answer PING",
+                || redis_ping(port),
+            );
+        }
+        up
     }
 
     pub fn url(&self) -> String {
@@ -127,7 +196,11 @@ impl RedisServer {
     /// Starts Redis again on the same port and data dir.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "redis-server could not bind its port {} again",
+            self.port
+        );
     }
 }
 
@@ -477,25 +550,43 @@ impl Broker {
         b
     }
 
+    /// Starts the broker; when a parallel test took its port first, again on another one.
     fn spawn(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
+        for _ in 0..5 {
+            if self.spawn_on_port() {
+                return;
+            }
+            self.port = free_port();
+            set_env(
+                &mut self.env,
+                "MAILBOX__SERVER__BIND",
+                format!("127.0.0.1:{}", self.port),
+            );
+        }
+        panic!("the broker could not bind a free port in 5 tries");
+    }
+
+    fn spawn_on_port(&mut self) -> bool {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
             .arg("serve")
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env_remove("MAILBOX_CONFIG")
             .stdout(Stdio::null())
             .spawn()
             .expect("start the mailbox binary");
+        let up = wait_listening(&mut child, self.port, "the broker to listen");
         self.child = Some(child);
-        let port = self.port;
-        wait_until(Duration::from_secs(20), "the broker to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        up
     }
 
     /// Kills the broker without warning (SIGKILL) and starts it again on the same port.
     pub fn crash_and_restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn_on_port(),
+            "the restarted broker could not bind its port {} again",
+            self.port
+        );
     }
 
     pub fn kill(&mut self) {

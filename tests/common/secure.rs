@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
-use crate::common::{free_port, wait_until, SECRET};
+use crate::common::{free_port, set_env, wait_listening, wait_until, SECRET};
 
 /// A private certificate authority writing PEM files into its own temp dir.
 pub struct Pki {
@@ -210,17 +210,32 @@ impl LoggedBroker {
             env: all,
             _dir: dir,
         };
-        b.spawn();
-        b
+        for _ in 0..5 {
+            if b.spawn() {
+                return b;
+            }
+            // A parallel test took the port first: again on another one.
+            b.port = free_port();
+            set_env(
+                &mut b.env,
+                "MAILBOX__SERVER__BIND",
+                format!("127.0.0.1:{}", b.port),
+            );
+        }
+        panic!(
+            "the broker could not bind a free port in 5 tries; logs:\n{}",
+            b.logs()
+        );
     }
 
-    fn spawn(&mut self) {
+    /// Starts the broker and waits until it listens; false when it exited first.
+    fn spawn(&mut self) -> bool {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mailbox"))
             .arg("serve")
             .env_remove("MAILBOX_CONFIG")
             .env_remove("RUST_LOG")
@@ -229,16 +244,19 @@ impl LoggedBroker {
             .stderr(log)
             .spawn()
             .expect("start the broker");
+        let up = wait_listening(&mut child, self.port, "the broker to listen");
         self.child = Some(child);
-        let port = self.port;
-        wait_until(Duration::from_secs(20), "the broker to listen", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        up
     }
 
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "the restarted broker could not bind its port {} again; logs:\n{}",
+            self.port,
+            self.logs()
+        );
     }
 
     pub fn kill(&mut self) {
