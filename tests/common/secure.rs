@@ -5,14 +5,13 @@
 
 #![allow(dead_code)]
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
-use crate::common::{free_port, set_env, wait_listening, wait_until, SECRET};
+use crate::common::{free_port, set_env, wait_listening, SECRET};
 
 /// A private certificate authority writing PEM files into its own temp dir.
 pub struct Pki {
@@ -99,16 +98,15 @@ impl TlsRedis {
             ),
         )
         .expect("write redis.conf");
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (make test installs it)");
-        wait_until(
-            Duration::from_secs(10),
-            "redis-server to listen on TLS",
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        assert!(
+            wait_listening(&mut child, port, "redis-server to listen on TLS"),
+            "redis-server exited: a parallel test took its port {port}"
         );
         Self { port, child, dir }
     }
