@@ -485,3 +485,21 @@ async fn a_blob_uploaded_on_one_node_is_read_on_another() {
     let got = a.messages("bob").await;
     assert_eq!(with_blob(&got, &id)["from"], "carol");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_whose_bytes_expired_before_its_meta_is_404_not_a_cut_200() {
+    let b = Broker::start(EngineKind::Redis);
+    let id = stored(&b, "alice", bytes(100, 14)).await;
+    // The bytes go first, as when the blob's keys expire one after the other during a download.
+    let redis = b.redis.as_ref().expect("a Redis broker");
+    let out = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "DEL"])
+        .arg(format!("mailbox:blob:{{{id}}}:data"))
+        .output()
+        .expect("redis-cli");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
+    let (s, _, body) = download(&b, "bob", &id).await;
+    assert_eq!(s, 404, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).expect("an error body");
+    assert_eq!(v["error"]["code"], "not_found", "{v}");
+}

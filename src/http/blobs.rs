@@ -92,9 +92,14 @@ async fn download(
             .insert_header((header::ETAG, etag))
             .finish());
     }
-    let bytes = state.ops.blob_bytes(&meta).map_ok(web::Bytes::from);
+    // The first chunk is read before the answer is committed: a blob that expires between its
+    // meta and its bytes is a 404, not a 200 with a cut body (only an expiry in the middle of a
+    // multi-chunk download can still cut one).
+    let mut bytes = Box::pin(state.ops.blob_bytes(&meta).map_ok(web::Bytes::from));
+    let first = bytes.next().await.transpose()?;
+    let body = futures_util::stream::iter(first.map(Ok)).chain(bytes);
     Ok(HttpResponse::Ok()
         .insert_header((header::ETAG, etag))
         .insert_header((header::CONTENT_TYPE, meta.content_type.clone()))
-        .body(SizedStream::new(meta.size, Box::pin(bytes))))
+        .body(SizedStream::new(meta.size, Box::pin(body))))
 }
