@@ -346,3 +346,57 @@ async fn a_message_id_is_stored_once() {
         );
     }
 }
+
+/// Delivery state an earlier version wrote (a three-field `dm` entry, the attempts in `att`) is
+/// still handed over, counted and settled, and its `att` entry goes with it.
+#[tokio::test]
+async fn delivery_state_of_an_earlier_version_still_settles() {
+    let (engines, redis) = engines().await;
+    let e = &engines[0];
+    assert_eq!(e.kind(), "redis");
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli must be installed (make test installs it)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let s = DeliverySettings {
+        ack_timeout: Duration::from_secs(60),
+        ..quick()
+    };
+    let recs = vec![
+        record("delivered before", true, "normal", None),
+        record("stored before", true, "normal", None),
+    ];
+    let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
+    e.append("erin", recs, 100).await.expect("append");
+    // Seq 1 as an earlier version left it after one delivery: in flight, its attempt in `att`.
+    cli(&["HSET", "t:mb:{erin}:dm", "1", "2:1:0"]);
+    cli(&["HSET", "t:mb:{erin}:att", "1", "1"]);
+    cli(&["ZREM", "t:mb:{erin}:ready", "1"]);
+    cli(&["ZADD", "t:mb:{erin}:flight", "99999999999999", "1"]);
+    // Seq 2 as an earlier version stored it: not delivered yet.
+    cli(&["HSET", "t:mb:{erin}:dm", "2", "2:1:0"]);
+
+    let got = e.receive("erin", 10, &s).await.expect("receive");
+    let seqs: Vec<(u64, u32)> = got.iter().map(|h| (h.seq, h.attempt)).collect();
+    assert_eq!(seqs, vec![(2, 1)]);
+    assert_eq!(
+        e.stats("erin", "erin").await.expect("stats").pending_acks,
+        2
+    );
+    assert_eq!(e.ack("erin", &ids[0]).await.expect("ack seq 1"), 1);
+    assert_eq!(e.ack("erin", &ids[1]).await.expect("ack seq 2"), 1);
+    assert!(matches!(
+        e.ack("erin", &ids[0]).await,
+        Err(StorageError::NotPending { .. })
+    ));
+    assert_eq!(cli(&["HLEN", "t:mb:{erin}:att"]), "0");
+    assert_eq!(cli(&["HLEN", "t:mb:{erin}:dm"]), "0");
+    assert_eq!(
+        e.stats("erin", "erin").await.expect("stats").pending_acks,
+        0
+    );
+}

@@ -11,9 +11,11 @@
 //! - `P:mb:{bob}:rd:<reader>` set: seqs above `upto` marked read one by one
 //! - `P:mb:{bob}:idem:<sender>:<key>` string `id:seq`, 24 h
 //! - `P:mb:{bob}:ready`  zset: receivable now, score = priority rank * 1e13 + seq, member = seq
-//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms` of every message not yet settled that
-//!   awaits an ack or expires (one that does neither is unsettled while it is in `ready`)
-//! - `P:mb:{bob}:att`    hash: seq -> delivery attempts made
+//! - `P:mb:{bob}:dm`     hash: seq -> `rank:ack:expires_ms:attempts` of every message not yet
+//!   settled that awaits an ack or expires (one that does neither is unsettled while it is in
+//!   `ready`)
+//! - `P:mb:{bob}:att`    hash: seq -> delivery attempts made, only for `dm` entries written by
+//!   earlier versions (three fields); read and dropped as those messages are delivered or settled
 //! - `P:mb:{bob}:flight` zset: in flight, score = ack deadline (ms)
 //! - `P:mb:{bob}:wait`   zset: awaiting redelivery, score = due time (ms)
 //! - `P:mb:{bob}:dead`   hash: dead-letter outbox, `<seq>` -> `reason|attempts|failed_at|error`,

@@ -1,6 +1,7 @@
 -- Atomically append records to one mailbox and make them receivable.
 -- KEYS[1] meta hash, KEYS[2] messages zset (score = seq, member = record), KEYS[3] id -> seq hash,
--- KEYS[4] ready zset, KEYS[5] delivery meta hash, KEYS[6] attempts hash, KEYS[7] in-flight zset,
+-- KEYS[4] ready zset, KEYS[5] delivery meta hash (seq -> "rank:ack:expires_ms:attempts"),
+-- KEYS[6] attempts hash (entries of earlier versions only), KEYS[7] in-flight zset,
 -- KEYS[8] awaiting-redelivery zset, KEYS[9] dead-letter outbox hash,
 -- KEYS[10..] idempotency keys (same hash tag).
 -- ARGV[1] default max length, ARGV[2] now (ms), ARGV[3] record count n,
@@ -72,7 +73,9 @@ if len + fresh > max_len then
     local m, tries = false, '0'
     if tracked then
       m = redis.call('HGET', dm, seq)
-      tries = redis.call('HGET', att, seq) or '0'
+      -- Attempts are the dm entry's fourth field, or in att for an entry an earlier version
+      -- wrote (see delivery.lua).
+      tries = m and string.match(m, '^%d+:%d:%d+:(%d+)$') or redis.call('HGET', att, seq) or '0'
       redis.call('ZREM', ready, seq)
       redis.call('ZREM', flight, seq)
       redis.call('ZREM', wait, seq)
@@ -119,7 +122,7 @@ for i = 0, n - 1 do
       -- is receivable, and once handed over it is done (see meta() in delivery.lua).
       if ack == '1' or exp ~= '0' then
         hdm[#hdm + 1] = s
-        hdm[#hdm + 1] = rank .. ':' .. ack .. ':' .. exp
+        hdm[#hdm + 1] = rank .. ':' .. ack .. ':' .. exp .. ':0'
       end
       if ack == '1' and exp ~= '0' then
         sched[#sched + 1] = seq

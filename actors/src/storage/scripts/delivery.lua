@@ -2,7 +2,8 @@
 -- take (hand over given seqs), ack, nack, settle (what the
 -- retry scheduler does when an entry falls due), retract (batch rollback).
 -- KEYS[1] messages zset, KEYS[2] ready zset (score = rank * 1e13 + seq), KEYS[3] delivery meta
--- hash (seq -> "rank:ack:expires_ms"), KEYS[4] attempts hash, KEYS[5] in-flight zset
+-- hash (seq -> "rank:ack:expires_ms:attempts"), KEYS[4] attempts hash (only entries written by
+-- earlier versions, whose meta has no attempts field), KEYS[5] in-flight zset
 -- (score = ack deadline ms), KEYS[6] awaiting-redelivery zset (score = due ms),
 -- KEYS[7] dead-letter outbox hash, KEYS[8] id -> seq hash, and on a single Redis KEYS[9] the
 -- global retry schedule (zset "<mailbox>\n<seq>" by due ms).
@@ -31,26 +32,40 @@ local function member(seq)
   return ARGV[9] .. '\n' .. seq
 end
 
--- rank, ack required, expires_at ms of an unsettled message; nil once it is settled. A message
--- that needs no ack and never expires has no dm entry: it is unsettled while it is in ready.
+-- rank, ack required, expires_at ms and attempts made of an unsettled message, from its dm
+-- entry; nil once it is settled. The attempts live in the entry itself (one call reads them
+-- all); an entry an earlier version wrote has three fields and its attempts in `att` (the
+-- fourth result is then nil, see attempts_of).
 local function parse(m)
-  local r, a, e = string.match(m, '^(%d+):(%d):(%d+)$')
+  local r, a, e, n = string.match(m, '^(%d+):(%d):(%d+):?(%d*)$')
   if not r then return nil end
-  return tonumber(r), a == '1', tonumber(e)
+  return tonumber(r), a == '1', tonumber(e), tonumber(n)
 end
 
+local function attempts_of(seq, n)
+  if n then return n end
+  return tonumber(redis.call('HGET', att, seq) or '0')
+end
+
+-- A message that needs no ack and never expires has no dm entry: it is unsettled while it is
+-- in ready, and never has attempts.
 local function meta(seq)
   local m = redis.call('HGET', dm, seq)
   if not m then
     local score = redis.call('ZSCORE', ready, seq)
     if not score then return nil end
-    return math.floor(tonumber(score) / 1e13), false, 0
+    return math.floor(tonumber(score) / 1e13), false, 0, 0
   end
-  return parse(m)
+  local rank, ack, exp, n = parse(m)
+  if not rank then return nil end
+  return rank, ack, exp, attempts_of(seq, n)
 end
 
 local function attempts(seq)
-  return tonumber(redis.call('HGET', att, seq) or '0')
+  local m = redis.call('HGET', dm, seq)
+  if not m then return 0 end
+  local _, _, _, n = parse(m)
+  return attempts_of(seq, n)
 end
 
 local function record(seq)
@@ -60,11 +75,13 @@ end
 -- A seq is in at most one of flight, wait and ready (every move takes it out of one before it
 -- enters another), so the first removal that finds it ends the search: an ack, the usual case,
 -- costs one ZREM rather than three.
-local function forget(seq)
+-- `current` is false when the caller knows the message's attempts are in its dm entry (so
+-- there is no `att` entry to drop).
+local function forget(seq, current)
   if redis.call('ZREM', flight, seq) == 0 and redis.call('ZREM', wait, seq) == 0 then
     redis.call('ZREM', ready, seq)
   end
-  redis.call('HDEL', att, seq)
+  if current ~= false then redis.call('HDEL', att, seq) end
   redis.call('HDEL', dm, seq)
 end
 
@@ -94,12 +111,12 @@ end
 -- no ack and never expires (its rank is not needed here).
 local function hand(seq, got, sched)
   if redis.call('ZREM', ready, seq) == 0 then return end
-  local rank, ack, exp = 2, false, 0
+  local rank, ack, exp, was = 2, false, 0, 0
   local m = redis.call('HGET', dm, seq)
-  if m then rank, ack, exp = parse(m) end
+  if m then rank, ack, exp, was = parse(m) end
   if not rank then return end
   if exp > 0 and exp <= now then
-    if ack then bury(seq, 'expired', attempts(seq), 'ttl passed before delivery') else forget(seq) end
+    if ack then bury(seq, 'expired', attempts_of(seq, was), 'ttl passed before delivery') else forget(seq) end
     return
   end
   local rec = record(seq)
@@ -108,7 +125,9 @@ local function hand(seq, got, sched)
     return
   end
   if ack then
-    local n = redis.call('HINCRBY', att, seq, 1)
+    local n = attempts_of(seq, was) + 1
+    redis.call('HSET', dm, seq, string.format('%d:1:%d:%d', rank, exp, n))
+    if not was then redis.call('HDEL', att, seq) end
     redis.call('ZADD', flight, deadline_text, seq)
     if retry then
       redis.call('ZADD', retry, 'LT', deadline_text, member(seq))
@@ -129,14 +148,23 @@ local function hand(seq, got, sched)
   end
 end
 
--- The message named by ARGV[10] if it awaits an ack: its seq and attempts, or an error reply.
+-- The message named by ARGV[10] if it awaits an ack: its seq, attempts and whether it still
+-- has an `att` entry (written by an earlier version), or an error reply.
 local function pending(id)
   local seq = redis.call('HGET', ids, id)
   if not seq then return nil, {'unknown'} end
-  if not meta(seq) then return nil, {'settled'} end
-  local n = attempts(seq)
+  local m = redis.call('HGET', dm, seq)
+  local unsettled, n, legacy = false, 0, false
+  if m then
+    local rank, ack, exp, was = parse(m)
+    unsettled, legacy = rank ~= nil, was == nil
+    if unsettled then n = attempts_of(seq, was) end
+  else
+    unsettled = redis.call('ZSCORE', ready, seq) ~= false
+  end
+  if not unsettled then return nil, {'settled'} end
   if n == 0 then return nil, {'undelivered'} end
-  return seq, n
+  return seq, n, legacy
 end
 
 if op == 'receive' then
@@ -168,9 +196,9 @@ elseif op == 'take' then
   end
   return {{got, sched}, buried}
 elseif op == 'ack' then
-  local seq, n = pending(ARGV[10])
+  local seq, n, legacy = pending(ARGV[10])
   if not seq then return {n, buried} end
-  forget(seq)
+  forget(seq, legacy)
   if retry then redis.call('ZREM', retry, member(seq)) end
   return {{'ok', seq, n}, buried}
 elseif op == 'nack' then
@@ -194,14 +222,14 @@ elseif op == 'settle' then
   -- Returns {'gone'} (nothing more is due), {'later', due}, {'ready'} or {'ready', due}
   -- (receivable again; `due` is its expiry), {'dead'}.
   local seq = ARGV[10]
-  local rank, ack, exp = meta(seq)
+  local rank, ack, exp, tries = meta(seq)
   if not rank then return {{'gone'}, buried} end
   local expired = exp > 0 and exp <= now
   local fl = redis.call('ZSCORE', flight, seq)
   local wt = redis.call('ZSCORE', wait, seq)
   if fl then
     if tonumber(fl) > now then return {{'later', fl}, buried} end
-    local n = attempts(seq)
+    local n = tries
     if expired then
       bury(seq, 'expired', n, 'ttl passed while awaiting an ack')
       return {{'dead'}, buried}
@@ -217,7 +245,7 @@ elseif op == 'settle' then
   elseif wt then
     if tonumber(wt) > now then return {{'later', wt}, buried} end
     if expired then
-      bury(seq, 'expired', attempts(seq), 'ttl passed before redelivery')
+      bury(seq, 'expired', tries, 'ttl passed before redelivery')
       return {{'dead'}, buried}
     end
     redis.call('ZREM', wait, seq)
@@ -226,7 +254,7 @@ elseif op == 'settle' then
     return {{'ready'}, buried}
   elseif redis.call('ZSCORE', ready, seq) and ack and exp > 0 then
     if not expired then return {{'later', exp}, buried} end
-    bury(seq, 'expired', attempts(seq), 'ttl passed before delivery')
+    bury(seq, 'expired', tries, 'ttl passed before delivery')
     return {{'dead'}, buried}
   end
   return {{'gone'}, buried}
