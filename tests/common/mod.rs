@@ -75,6 +75,19 @@ pub fn wait_listening(child: &mut Child, port: u16, what: &str) -> bool {
     !exited
 }
 
+/// Runs `start` on `port`, then on fresh ports while it answers false (a parallel test took the
+/// port before the server bound it), at most 5 tries; answers the port it started on.
+pub fn start_on_a_free_port(port: u16, what: &str, mut start: impl FnMut(u16) -> bool) -> u16 {
+    let mut port = port;
+    for _ in 0..5 {
+        if start(port) {
+            return port;
+        }
+        port = free_port();
+    }
+    panic!("{what} could not bind a free port in 5 tries");
+}
+
 /// Sets `key` in an environment list, replacing an earlier value.
 pub fn set_env(env: &mut Vec<(String, String)>, key: &str, value: String) {
     env.retain(|(k, _)| k != key);
@@ -123,14 +136,11 @@ impl RedisServer {
             child: None,
             dir,
         };
-        for _ in 0..5 {
-            if s.spawn() {
-                return s;
-            }
-            // A parallel test took the port first: again on another one.
-            s.port = free_port();
-        }
-        panic!("redis-server could not bind a free port in 5 tries");
+        start_on_a_free_port(port, "redis-server", |p| {
+            s.port = p;
+            s.spawn()
+        });
+        s
     }
 
     /// Starts redis-server on `self.port`; false when it exited first (the port was taken).
@@ -552,18 +562,15 @@ impl Broker {
 
     /// Starts the broker; when a parallel test took its port first, again on another one.
     fn spawn(&mut self) {
-        for _ in 0..5 {
-            if self.spawn_on_port() {
-                return;
-            }
-            self.port = free_port();
+        start_on_a_free_port(self.port, "the broker", |p| {
+            self.port = p;
             set_env(
                 &mut self.env,
                 "MAILBOX__SERVER__BIND",
-                format!("127.0.0.1:{}", self.port),
+                format!("127.0.0.1:{p}"),
             );
-        }
-        panic!("the broker could not bind a free port in 5 tries");
+            self.spawn_on_port()
+        });
     }
 
     fn spawn_on_port(&mut self) -> bool {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 
-use crate::common::{free_port, set_env, wait_listening, SECRET};
+use crate::common::{free_port, set_env, start_on_a_free_port, wait_listening, SECRET};
 
 /// A private certificate authority writing PEM files into its own temp dir.
 pub struct Pki {
@@ -208,22 +208,16 @@ impl LoggedBroker {
             env: all,
             _dir: dir,
         };
-        for _ in 0..5 {
-            if b.spawn() {
-                return b;
-            }
-            // A parallel test took the port first: again on another one.
-            b.port = free_port();
+        start_on_a_free_port(port, "the broker", |p| {
+            b.port = p;
             set_env(
                 &mut b.env,
                 "MAILBOX__SERVER__BIND",
-                format!("127.0.0.1:{}", b.port),
+                format!("127.0.0.1:{p}"),
             );
-        }
-        panic!(
-            "the broker could not bind a free port in 5 tries; logs:\n{}",
-            b.logs()
-        );
+            b.spawn()
+        });
+        b
     }
 
     /// Starts the broker and waits until it listens; false when it exited first.

@@ -75,13 +75,13 @@ end
 -- A seq is in at most one of flight, wait and ready (every move takes it out of one before it
 -- enters another), so the first removal that finds it ends the search: an ack, the usual case,
 -- costs one ZREM rather than three.
--- `current` is false when the caller knows the message's attempts are in its dm entry (so
--- there is no `att` entry to drop).
-local function forget(seq, current)
+-- `has_att` is false when the caller knows the message has no `att` entry (its attempts are in
+-- its dm entry); left out, the entry is dropped in case an earlier version wrote one.
+local function forget(seq, has_att)
   if redis.call('ZREM', flight, seq) == 0 and redis.call('ZREM', wait, seq) == 0 then
     redis.call('ZREM', ready, seq)
   end
-  if current ~= false then redis.call('HDEL', att, seq) end
+  if has_att ~= false then redis.call('HDEL', att, seq) end
   redis.call('HDEL', dm, seq)
 end
 
@@ -196,9 +196,9 @@ elseif op == 'take' then
   end
   return {{got, sched}, buried}
 elseif op == 'ack' then
-  local seq, n, legacy = pending(ARGV[10])
+  local seq, n, has_att = pending(ARGV[10])
   if not seq then return {n, buried} end
-  forget(seq, legacy)
+  forget(seq, has_att)
   if retry then redis.call('ZREM', retry, member(seq)) end
   return {{'ok', seq, n}, buried}
 elseif op == 'nack' then
