@@ -178,10 +178,11 @@ pub struct PermissionHandle {
 impl PermissionHandle {
     /// Loads the files and starts the permission actor. Fails if the policy does not load.
     pub async fn start(settings: PermissionSettings) -> Result<Self, PolicyError> {
+        let seen = actor::fingerprint(&settings);
         let enforcer = build(&settings.model, &settings.policy).await?;
         let current = Arc::new(RwLock::new(Arc::new(Policy::new(enforcer))));
         let shared = current.clone();
-        let addr = Supervisor::start(move |_| PermissionActor::new(settings, shared));
+        let addr = Supervisor::start(move |_| PermissionActor::new(settings, shared, seen));
         Ok(Self {
             current,
             addr: Some(addr),
